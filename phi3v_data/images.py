@@ -1,0 +1,161 @@
+"""Reading images: a header-only probe for the validator, and the loader the trainer uses.
+
+``probe_image`` never decodes pixels: it reads the header (format, size, mode, EXIF orientation) and
+checks the file's tail for the format's end marker, so a truncated download is caught at header
+speed. ``load_image`` is the one loader for pixels: ``validate --images decode`` and the trainer's
+dataset both call it, so what validates is what trains.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from phi3v_data.codes import ProblemCode
+
+# Formats the trainer's loader (Pillow) decodes. MPO is the multi-picture JPEG many phones write.
+SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "TIFF"})
+
+EXTENSIONS_BY_FORMAT = {
+    "JPEG": {".jpg", ".jpeg", ".jpe", ".jfif"},
+    "MPO": {".jpg", ".jpeg", ".mpo"},
+    "PNG": {".png"},
+    "GIF": {".gif"},
+    "WEBP": {".webp"},
+    "BMP": {".bmp", ".dib"},
+    "TIFF": {".tif", ".tiff"},
+}
+
+DEFAULT_MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485
+
+_EXIF_ORIENTATION_TAG = 0x0112
+_TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})
+_TAIL_BYTES = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    """What the header says about an image file."""
+
+    format: str
+    width: int
+    height: int
+    mode: str
+    orientation: int = 1
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """Width and height after the EXIF rotation the loader applies: the size the model sees."""
+        if self.orientation in _TRANSPOSING_ORIENTATIONS:
+            return self.height, self.width
+        return self.width, self.height
+
+
+@dataclass(frozen=True, slots=True)
+class ImageFault:
+    """Why an image file cannot be used (or, for warnings, what is odd about it)."""
+
+    code: ProblemCode
+    message: str
+
+
+def probe_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo | ImageFault:
+    """Check an image file from its header and tail, without decoding its pixels."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return ImageFault("image-missing", "no such file")
+    except OSError as error:
+        return ImageFault("image-unreadable", f"cannot stat the file: {error.strerror}")
+    if not stat.S_ISREG(mode):
+        return ImageFault("image-not-file", "not a regular file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                info = ImageInfo(image.format or "", image.width, image.height, image.mode, _orientation(image))
+    except Image.DecompressionBombError as error:
+        return ImageFault("image-too-large", f"{error}; raise the limit with --max-pixels if the image is real")
+    except (UnidentifiedImageError, SyntaxError, ValueError, OSError) as error:
+        if "truncated" in str(error).lower():
+            return ImageFault("image-truncated", f"the header is cut short ({error}): re-download or re-export it")
+        return ImageFault("image-unreadable", f"not a readable image: {error}")
+    if info.format not in SUPPORTED_FORMATS:
+        return ImageFault("image-unreadable", f"{info.format} is not a supported format ({_supported()})")
+    if info.width <= 0 or info.height <= 0:
+        return ImageFault("image-zero-size", f"size is {info.width}x{info.height}")
+    if info.width * info.height > max_pixels:
+        return ImageFault(
+            "image-too-large",
+            f"{info.width}x{info.height} = {info.width * info.height} pixels is over the limit of {max_pixels}",
+        )
+    missing_end = _missing_end_marker(path, info.format)
+    if missing_end:
+        return ImageFault("image-truncated", f"the file ends before its {missing_end}: re-download or re-export it")
+    return info
+
+
+def extension_mismatch(path: str | os.PathLike[str], info: ImageInfo) -> ImageFault | None:
+    """A warning when the file's format does not match its extension (e.g. JPEG bytes in a .png)."""
+    suffix = Path(path).suffix.lower()
+    if suffix in EXTENSIONS_BY_FORMAT.get(info.format, ()):
+        return None
+    return ImageFault("image-extension-mismatch", f"the file holds {info.format} data but is named {suffix or 'without extension'}")
+
+
+def load_image(path: str | os.PathLike[str]) -> Image.Image:
+    """Decode an image the way training sees it: EXIF rotation applied, 8-bit RGB.
+
+    Raises ``OSError`` (or a Pillow subclass) when the pixels do not decode.
+    """
+    with Image.open(path) as image:
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+            # Pillow's RGB conversion clips 16-bit values at 255; scale them down instead.
+            image = image.point(lambda value: value / 257).convert("L")
+        elif image.mode == "F":
+            image = image.convert("L")
+        return image.convert("RGB")
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+    except Exception:  # a broken EXIF block does not stop training: exif_transpose ignores it too
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _missing_end_marker(path: str | os.PathLike[str], image_format: str) -> str | None:
+    """The name of the end marker the file lacks, or None when its tail looks complete."""
+    with open(path, "rb") as file:
+        size = file.seek(0, os.SEEK_END)
+        file.seek(max(0, size - _TAIL_BYTES))
+        tail = file.read()
+        file.seek(0)
+        head = file.read(16)
+    # Some writers pad files with zeros or append a few bytes after the end marker: both decode fine.
+    trimmed = tail.rstrip(b"\x00")
+    if image_format in ("JPEG", "MPO"):
+        return None if b"\xff\xd9" in trimmed[-_TAIL_BYTES:] else "JPEG end-of-image marker (FFD9)"
+    if image_format == "PNG":
+        return None if b"IEND" in trimmed else "PNG IEND chunk"
+    if image_format == "GIF":
+        return None if trimmed.endswith(b";") else "GIF trailer"
+    if image_format == "WEBP":
+        declared = int.from_bytes(head[4:8], "little") + 8
+        return None if size >= declared else "declared RIFF length"
+    if image_format == "BMP":
+        declared = int.from_bytes(head[2:6], "little")
+        return None if size >= declared else "declared file length"
+    return None
+
+
+def _supported() -> str:
+    return ", ".join(sorted(SUPPORTED_FORMATS))

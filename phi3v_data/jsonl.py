@@ -1,0 +1,57 @@
+"""Streaming a JSONL file: physical lines with their numbers, then records.
+
+Line numbers count physical lines (``\\n``), 1-based, blank lines included, so an editor's
+``:123`` lands on the line a problem names. A ``\\r`` before the ``\\n`` (CRLF files) is dropped;
+a UTF-8 byte-order mark at the very start is dropped and reported. Lines are read one at a time,
+so a multi-megabyte line costs its own size and nothing more.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from phi3v_data.format import Record
+
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True, slots=True)
+class RawLine:
+    """One physical line of a JSONL file, its line end removed."""
+
+    number: int
+    data: bytes
+    has_bom: bool = False
+
+
+def iter_raw_lines(path: str | os.PathLike[str]) -> Iterator[RawLine]:
+    """Every physical line of the file, numbered from 1."""
+    with open(path, "rb") as file:
+        for number, data in enumerate(file, start=1):
+            has_bom = number == 1 and data.startswith(UTF8_BOM)
+            if has_bom:
+                data = data[len(UTF8_BOM) :]
+            if data.endswith(b"\n"):
+                data = data[:-1]
+            if data.endswith(b"\r"):
+                data = data[:-1]
+            yield RawLine(number, data, has_bom)
+
+
+def iter_records(path: str | os.PathLike[str]) -> Iterator[tuple[int, Record]]:
+    """The valid records of a file with their line numbers, skipping blank and invalid lines.
+
+    For files a validator has accepted (the trainer's input); use :func:`phi3v_data.validate` to
+    find out what is wrong with the others.
+    """
+    for line in iter_raw_lines(path):
+        if not line.data.strip():
+            continue
+        try:
+            yield line.number, Record.model_validate_json(line.data)
+        except ValidationError:
+            continue

@@ -1,0 +1,38 @@
+"""Image path rules: relative POSIX paths that stay inside the dataset's images root."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from phi3v_data.images import ImageFault
+
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def path_fault(relative: str) -> ImageFault | None:
+    """What is wrong with an image path as written, before touching the file system."""
+    if "\\" in relative:
+        return ImageFault("image-path-backslash", f"{relative!r} uses a backslash; write it with '/' separators")
+    if relative.startswith("/") or _WINDOWS_DRIVE.match(relative):
+        return ImageFault("image-path-absolute", f"{relative!r} is absolute; write it relative to the images root")
+    if ".." in relative.split("/"):
+        return ImageFault("image-path-parent", f"{relative!r} has a '..' segment; paths must stay inside the images root")
+    return None
+
+
+def resolve_inside(root: Path, relative: str) -> Path | ImageFault:
+    """The file an image path names, symlinks followed, or a fault if it leaves ``root``.
+
+    ``root`` must already be resolved (``Path.resolve()``); the caller resolves it once per dataset.
+    """
+    fault = path_fault(relative)
+    if fault:
+        return fault
+    resolved = Path(os.path.realpath(root / relative))
+    if resolved != root and root not in resolved.parents:
+        return ImageFault(
+            "image-path-outside-root", f"{relative!r} resolves to {resolved}, outside the images root {root}"
+        )
+    return resolved
