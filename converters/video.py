@@ -1,0 +1,420 @@
+"""Exact frame sampling from video clips, for the UCF-101 converter and the bench.
+
+The frames written for a clip are exactly those a full sequential decode gives at the cookbook's
+indices ``np.arange(0, n, n / k).astype(int)``, where ``n`` is the number of frames that really
+decode. Definitions used throughout:
+
+- **Full sequential decode**: PyAV demuxes every packet of the first video stream in file order,
+  decodes each, and drains the decoder at the end; a packet the decoder rejects gives no frame.
+  Frame ``i`` is the ``i``-th frame it outputs, converted to RGB by ``VideoFrame.to_image()``.
+- **n** (:func:`count_decodable_frames`): the number of demuxed packets of size > 0. Packed
+  B-frame XviD stores empty-ish placeholder packets and loses frames at the end, so container
+  headers overcount (175 claimed, 173 decode); the packet rule matches a full decode on every
+  fixture codec. When the demuxer flags a packet corrupt (a truncated file) or the first packet
+  does not decode, the rule cannot be trusted and ``n`` comes from a full decode instead
+  (``full_decode=True`` forces that). Damage only the decoder sees (a packet it rejects, fewer
+  frames than packets) raises :class:`InconsistentClipError` while reading; :func:`sample_clip`
+  then samples again from a full decode. Such damage after the last sampled frame goes unseen,
+  and the indices then come from the packet count.
+
+Reading (:func:`read_frames`) decodes forward from the first frame for MPEG-4 Part 2 (UCF-101's
+XviD: packed B-frames break the packet/frame mapping, and a clip usually has a single keyframe),
+and for H.264 / VP9 seeks to the keyframe at or before each wanted frame, identifying frames by
+presentation timestamp. Every seek is checked (it must land on a keyframe no later than the one
+planned, frames must arrive in timestamp order); any surprise falls back to the forward decode,
+which is the definition itself. Decoders run single-threaded with slice threading only: the
+parallelism is one clip per process, and frame threading is what makes other readers unsafe.
+
+Only the PyAV backend is offered. decord 0.6 returns neighbouring frames for most indices of
+packed B-frame XviD clips and cannot open a truncated MP4; OpenCV's frame count is the header's
+(overcounts by 2 on packed XviD, 75 for a truncated clip holding 36), and past a truncated MP4's
+last good frame it returns a stale frame instead of failing (measured on ``fixtures/ucf101``).
+"""
+
+from __future__ import annotations
+
+import io
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+from phi3v_data.errors import Phi3vDataError, UsageError
+
+if TYPE_CHECKING:
+    from av.container import InputContainer
+    from av.video.frame import VideoFrame
+    from av.video.stream import VideoStream
+
+DEFAULT_NUM_FRAMES = 8
+DEFAULT_BACKEND = "pyav"
+JPEG_QUALITY = 95
+# One decoding thread: callers parallelise over clips with processes, which scales better than
+# threads inside one decoder and avoids frame threading altogether.
+DECODER_THREADS = 1
+# Codecs for which keyframe seeking is proven exact by a fixture (tests/video). Any other codec
+# is read forward, which is always exact, only slower.
+SEEKABLE_CODECS = frozenset({"h264", "vp9"})
+
+
+class VideoDecodeError(Phi3vDataError, ValueError):
+    """A clip cannot be opened or decoded; the message names the file and what to do."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+class InconsistentClipError(VideoDecodeError):
+    """The decoder disagrees with the demuxer (damage mid-stream): read with ``full_decode``."""
+
+
+@dataclass(frozen=True)
+class SampledClip:
+    """The frames sampled from one clip, in ``indices`` order (an index may repeat)."""
+
+    num_decodable: int
+    indices: tuple[int, ...]
+    frames: tuple[Image.Image, ...]
+
+
+class VideoBackend(Protocol):
+    """A frame reader: exact counts and frames, as defined in this module's docstring."""
+
+    name: str
+
+    def count_frames(self, path: str | Path, *, full_decode: bool = False) -> int: ...
+
+    def read_frames(
+        self, path: str | Path, indices: Sequence[int], *, full_decode: bool = False
+    ) -> list[Image.Image]: ...
+
+
+def cookbook_indices(n: int, k: int) -> list[int]:
+    """The cookbook's ``np.arange(0, n, n / k).astype(int)``, cut to ``k`` entries.
+
+    For ``n >= k`` the indices are distinct. For ``0 < n < k`` the formula repeats frames
+    (``n=3, k=8`` gives ``[0, 0, 0, 1, 1, 1, 2, 2]``): short clips are padded with repeats, so
+    every record has ``k`` images. For some ``k`` that are not powers of two, float rounding makes
+    the formula return ``k + 1`` entries (``n=17, k=7``); the extra last one is dropped.
+    """
+    if n < 1 or k < 1:
+        raise UsageError(f"cannot sample {k} frame(s) from a clip of {n} frame(s)")
+    return np.arange(0, n, n / k).astype(int)[:k].tolist()
+
+
+def count_decodable_frames(path: str | Path, *, full_decode: bool = False) -> int:
+    """How many frames a full sequential decode of ``path`` gives (see the module docstring).
+
+    Counts packets unless the clip looks damaged or ``full_decode`` asks to decode every frame.
+    """
+    if not full_decode:
+        scan = _scan(path)
+        if not scan.damaged:
+            return len(scan.packet_pts)
+    with _opened(path) as (container, stream):
+        return sum(1 for _ in _decoded_frames(container, stream, path, tolerate_errors=True))
+
+
+def read_frames(
+    path: str | Path,
+    indices: Sequence[int],
+    backend: str = DEFAULT_BACKEND,
+    *,
+    full_decode: bool = False,
+) -> list[Image.Image]:
+    """The RGB frames a full sequential decode gives at ``indices`` (any order, repeats allowed).
+
+    ``full_decode`` reads forward from the first frame and skips packets the decoder rejects,
+    exactly like the definition; without it a damaged clip raises :class:`InconsistentClipError`.
+    """
+    return backend_named(backend).read_frames(path, indices, full_decode=full_decode)
+
+
+def sample_clip(
+    path: str | Path,
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    max_side: int | None = None,
+    backend: str = DEFAULT_BACKEND,
+) -> SampledClip:
+    """Count the decodable frames, pick the cookbook indices, read them, and downscale.
+
+    Raises :class:`VideoDecodeError` for a clip that cannot be opened or has no decodable frame.
+    ``max_side`` shrinks frames (never enlarges) so the longer side is at most that many pixels.
+    """
+    if max_side is not None and max_side < 1:
+        raise UsageError(f"max_side must be a positive number of pixels, got {max_side}")
+    reader = backend_named(backend)
+    try:
+        clip = _sample(reader, path, num_frames, full_decode=False)
+    except InconsistentClipError:  # the packet count was wrong: count and read by decoding
+        clip = _sample(reader, path, num_frames, full_decode=True)
+    if max_side is None:
+        return clip
+    frames = tuple(_fit_within(frame, max_side) for frame in clip.frames)
+    return SampledClip(clip.num_decodable, clip.indices, frames)
+
+
+def _sample(reader: VideoBackend, path: str | Path, num_frames: int, full_decode: bool) -> SampledClip:
+    n = reader.count_frames(path, full_decode=full_decode)
+    if n == 0:
+        raise VideoDecodeError(path, "no frame decodes; the file is corrupt, drop or re-encode it")
+    indices = cookbook_indices(n, num_frames)
+    frames = reader.read_frames(path, indices, full_decode=full_decode)
+    return SampledClip(num_decodable=n, indices=tuple(indices), frames=tuple(frames))
+
+
+def encode_jpeg(image: Image.Image, quality: int = JPEG_QUALITY) -> bytes:
+    """Deterministic JPEG bytes: fixed quality, 4:2:0 like the source video, no metadata."""
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=quality, subsampling="4:2:0")
+    return buffer.getvalue()
+
+
+def backend_named(name: str) -> VideoBackend:
+    try:
+        return BACKEND_BY_NAME[name]
+    except KeyError:
+        raise UsageError(
+            f"unknown video backend {name!r}; available: {', '.join(sorted(BACKEND_BY_NAME))}"
+        ) from None
+
+
+class PyAVBackend:
+    """The exact reader described in the module docstring."""
+
+    name = "pyav"
+
+    def count_frames(self, path: str | Path, *, full_decode: bool = False) -> int:
+        return count_decodable_frames(path, full_decode=full_decode)
+
+    def read_frames(
+        self, path: str | Path, indices: Sequence[int], *, full_decode: bool = False
+    ) -> list[Image.Image]:
+        if any(not isinstance(i, (int, np.integer)) or i < 0 for i in indices):
+            raise UsageError(f"frame indices must be non-negative integers, got {list(indices)}")
+        wanted = sorted({int(i) for i in indices})
+        if not wanted:
+            return []
+        scan = None if full_decode else _scan(path)
+        trusted = scan is not None and not scan.damaged  # frames should match the packets
+        if trusted and wanted[-1] >= len(scan.packet_pts):
+            raise VideoDecodeError(path, _out_of_range(len(scan.packet_pts), wanted[-1]))
+        images = _read_by_seeking(path, scan, wanted) if trusted and scan.can_seek else None
+        if images is None:
+            images = _read_forward(path, wanted, tolerate_errors=not trusted)
+        return [images[int(i)] for i in indices]
+
+
+BACKEND_BY_NAME: dict[str, VideoBackend] = {"pyav": PyAVBackend()}
+
+
+@dataclass(frozen=True)
+class _ClipScan:
+    """What demuxing alone tells about a clip (about a millisecond for a UCF-101 clip)."""
+
+    codec: str
+    packet_pts: tuple[int | None, ...]  # packets of size > 0, in decode order
+    keyframe_pts: tuple[int, ...]  # ascending
+    first_is_keyframe: bool
+    damaged: bool
+
+    @property
+    def presentation_pts(self) -> list[int] | None:
+        """Frame ``i``'s timestamp is the ``i``-th smallest; None when timestamps are unusable."""
+        if None in self.packet_pts or len(set(self.packet_pts)) != len(self.packet_pts):
+            return None
+        return sorted(pts for pts in self.packet_pts if pts is not None)
+
+    @property
+    def can_seek(self) -> bool:
+        return (
+            self.codec in SEEKABLE_CODECS
+            and not self.damaged
+            and len(self.keyframe_pts) > 1
+            and self.first_is_keyframe
+            and self.presentation_pts is not None
+        )
+
+
+@contextmanager
+def _opened(path: str | Path) -> Iterator[tuple[InputContainer, VideoStream]]:
+    import av
+
+    try:
+        container = av.open(str(path))
+    except av.error.FileNotFoundError:
+        raise VideoDecodeError(path, "file not found") from None
+    except av.error.FFmpegError as error:
+        raise VideoDecodeError(
+            path,
+            f"cannot be opened as a video ({error.strerror}); the file is corrupt, cut before "
+            "its index, or not a video: drop or re-encode it",
+        ) from None
+    try:
+        if not container.streams.video:
+            raise VideoDecodeError(path, "has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "SLICE"
+        stream.thread_count = DECODER_THREADS
+        yield container, stream
+    finally:
+        container.close()
+
+
+def _decode(stream: VideoStream, packet: Any, path: str | Path, tolerate_errors: bool) -> list:
+    """Decode one packet; a rejected packet gives no frame, and is an error on a clean clip."""
+    import av
+
+    try:
+        return stream.decode(packet)
+    except av.error.FFmpegError as error:
+        if tolerate_errors:
+            return []
+        raise InconsistentClipError(
+            path,
+            f"the decoder rejected a packet the demuxer found intact ({error.strerror}): the "
+            "clip is damaged mid-stream; read it with full_decode=True, or drop or re-encode it",
+        ) from None
+
+
+def _decoded_frames(
+    container: InputContainer, stream: VideoStream, path: str | Path, tolerate_errors: bool
+) -> Iterator[VideoFrame]:
+    for packet in container.demux(stream):  # ends with an empty packet that drains the decoder
+        yield from _decode(stream, packet, path, tolerate_errors)
+
+
+def _scan(path: str | Path) -> _ClipScan:
+    packet_pts: list[int | None] = []
+    keyframe_pts: list[int] = []
+    first_is_keyframe = damaged = False
+    with _opened(path) as (container, stream):
+        for packet in container.demux(stream):
+            if not packet.size:
+                continue
+            if not packet_pts:  # a first packet that does not decode means a corrupt payload
+                damaged = not _decodes(stream, packet)
+                first_is_keyframe = packet.is_keyframe
+            damaged = damaged or packet.is_corrupt
+            packet_pts.append(packet.pts)
+            if packet.is_keyframe and packet.pts is not None:
+                keyframe_pts.append(packet.pts)
+        codec = stream.codec_context.name
+    return _ClipScan(
+        codec=codec,
+        packet_pts=tuple(packet_pts),
+        keyframe_pts=tuple(sorted(keyframe_pts)),
+        first_is_keyframe=first_is_keyframe,
+        damaged=damaged,
+    )
+
+
+def _decodes(stream: VideoStream, packet: Any) -> bool:
+    import av
+
+    try:
+        stream.decode(packet)
+    except av.error.FFmpegError:
+        return False
+    return True
+
+
+def _read_forward(
+    path: str | Path, wanted: list[int], tolerate_errors: bool
+) -> dict[int, Image.Image]:
+    images: dict[int, Image.Image] = {}
+    wanted_set = set(wanted)
+    decoded = 0
+    with _opened(path) as (container, stream):
+        for position, frame in enumerate(_decoded_frames(container, stream, path, tolerate_errors)):
+            decoded = position + 1
+            if position in wanted_set:
+                images[position] = frame.to_image()
+                if position == wanted[-1]:
+                    return images
+    if tolerate_errors:  # the count came from this same decode: the index is simply too large
+        raise VideoDecodeError(path, _out_of_range(decoded, wanted[-1]))
+    raise InconsistentClipError(
+        path, f"has more packets than frames that decode ({decoded}): read it with full_decode=True"
+    )
+
+
+def _out_of_range(num_frames: int, index: int) -> str:
+    return f"only {num_frames} frame(s) decode, frame index {index} was asked for"
+
+
+class _InexactSeek(Exception):
+    """A seek did not land where the scan said; the caller reads forward instead."""
+
+
+def _read_by_seeking(
+    path: str | Path, scan: _ClipScan, wanted: list[int]
+) -> dict[int, Image.Image] | None:
+    """Seek to the keyframe before each wanted frame unless already decoding towards it.
+
+    Returns None when any check fails: the forward decode then gives the frames.
+    """
+    presentation = scan.presentation_pts
+    if presentation is None:
+        return None
+    images: dict[int, Image.Image] = {}
+    frames: Iterator[VideoFrame] | None = None
+    last_pts = None
+    with _opened(path) as (container, stream):
+        try:
+            for index in wanted:
+                target = presentation[index]
+                before = bisect_right(scan.keyframe_pts, target)
+                if before == 0:  # frames shown before the first keyframe: no keyframe to seek to
+                    raise _InexactSeek
+                keyframe = scan.keyframe_pts[before - 1]
+                if frames is None or keyframe > last_pts:
+                    frames = _frames_after_seek(container, stream, scan, keyframe, path)
+                for frame in frames:
+                    if frame.pts is None or frame.pts > target:
+                        raise _InexactSeek
+                    last_pts = frame.pts
+                    if frame.pts == target:
+                        images[index] = frame.to_image()
+                        break
+                else:
+                    raise _InexactSeek
+        except _InexactSeek:
+            return None
+    return images
+
+
+def _frames_after_seek(
+    container: InputContainer, stream: VideoStream, scan: _ClipScan, keyframe: int, path: str | Path
+) -> Iterator[VideoFrame]:
+    """Frames decoded from the keyframe at ``keyframe``, after checking where the seek landed.
+
+    Landing on an earlier keyframe is exact (only slower); landing on a later packet or a
+    non-keyframe is not, and raises :class:`_InexactSeek`.
+    """
+    container.seek(keyframe, stream=stream)  # backward to a keyframe; flushes the decoder
+    decode_position = {pts: position for position, pts in enumerate(scan.packet_pts)}
+    landed = False
+    for packet in container.demux(stream):
+        if packet.size and not landed:
+            position = decode_position.get(packet.pts)
+            if not packet.is_keyframe or position is None or position > decode_position[keyframe]:
+                raise _InexactSeek
+            landed = True
+        yield from _decode(stream, packet, path, tolerate_errors=False)
+
+
+def _fit_within(image: Image.Image, max_side: int) -> Image.Image:
+    longest = max(image.size)
+    if longest <= max_side:
+        return image
+    scale = max_side / longest
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.BICUBIC)
