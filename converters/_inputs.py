@@ -89,7 +89,7 @@ def read_json_lines(path: Path) -> Iterator[JsonLine]:
             yield JsonLine(line.number, None, "the line is not valid UTF-8")
             continue
         except json.JSONDecodeError as error:
-            yield JsonLine(line.number, None, f"not valid JSON ({error.msg} at column {error.colno})")
+            yield JsonLine(line.number, None, f"not valid JSON: {error.msg} (column {error.colno})")
             continue
         if isinstance(value, dict):
             yield JsonLine(line.number, value)
