@@ -37,7 +37,7 @@ class FolderListing:
         return {kind: count for kind, count in counts.items() if count}
 
 
-def is_hidden(name: str) -> bool:
+def _is_hidden(name: str) -> bool:
     """Whether a file or folder name is system metadata rather than data."""
     return name.startswith(".") or name in _SYSTEM_NAMES
 
@@ -57,7 +57,7 @@ def list_folder(root: Path) -> FolderListing:
         visited.add((status.st_dev, status.st_ino))
         with os.scandir(folder) as entries:
             for entry in entries:
-                if is_hidden(entry.name):
+                if _is_hidden(entry.name):
                     hidden += 1
                     continue
                 relative = f"{prefix}{entry.name}"

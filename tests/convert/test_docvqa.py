@@ -167,7 +167,12 @@ def test_a_page_name_used_twice_is_rejected_instead_of_overwritten(tmp_path: Pat
 @pytest.mark.parametrize(
     ("files", "message"),
     [
-        ({"clips/v_Walk_g01_c01.avi": b"RIFF"}, "is not a DocVQA folder: expected train_v1.0.json"),
+        (
+            {"clips/v_Walk_g01_c01.avi": b"RIFF"},
+            "is not a DocVQA folder: expected train_v1.0.json, val_v1.0.json or test_v1.0.json (at the top or one "
+            "folder down, as in train/train_v1.0.json) with the page images in a documents/ folder next to it, but "
+            "it holds 1 .avi file",
+        ),
         ({"train_v1.0.json": b'{"data": [1,'}, "train_v1.0.json is not valid JSON (Expecting value at line 1"),
         ({"val_v1.0.json": b'{"data": {}}'}, 'val_v1.0.json has no "data" list'),
         (
@@ -211,3 +216,19 @@ def test_cli_refuses_a_folder_of_videos_and_writes_nothing(tmp_path: Path) -> No
     assert result.exit_code == 2
     assert "is not a DocVQA folder: expected train_v1.0.json" in result.stderr
     assert not out.exists()
+
+
+def test_cli_group_by_image_writes_a_valid_multi_turn_dataset(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+
+    result = CliRunner().invoke(
+        main, ["convert", "docvqa", "--input", str(RAW), "--out", str(out), "--group-by-image", "--workers", "1"]
+    )
+
+    assert result.exit_code == 1, result.output  # the fixture's broken rows and pages
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["converter"]["options"] == {"group_by_image": True}
+    assert {split: entry["records"] for split, entry in manifest["splits"].items()} == {"train": 2, "val": 2}
+    assert manifest["validation"]["errors"] == 0
+    first = json.loads((out / "docvqa_train.jsonl").read_text().splitlines()[0])
+    assert [len(turn["images"]) for turn in first["conversations"]] == [1, 0]

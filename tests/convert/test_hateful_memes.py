@@ -148,7 +148,11 @@ def test_lines_that_are_not_meme_objects_are_rejected_by_line_number(tmp_path: P
 @pytest.mark.parametrize(
     ("files", "message"),
     [
-        ({"img/00001.png": b"png"}, "is not a Hateful Memes folder: expected train.jsonl, dev_seen.jsonl"),
+        (
+            {"img/00001.png": b"png"},
+            "is not a Hateful Memes folder: expected train.jsonl, dev_seen.jsonl, dev_unseen.jsonl, test_seen.jsonl "
+            "or test_unseen.jsonl (or dev.jsonl, test.jsonl) next to an img/ folder of memes, but it holds 1 .png file",
+        ),
         (
             {"train.jsonl": b'{"id": 1, "img": "img/00001.png", "label": 0, "text": "a"}\n'},
             "none of the 1 images that train.jsonl names (e.g. img/00001.png) exists: expected them in an img/ folder",

@@ -170,7 +170,11 @@ def test_a_train_image_outside_its_directory_is_found_in_the_flat_folder(tmp_pat
 @pytest.mark.parametrize(
     ("files", "message"),
     [
-        ({"img/a.png": b"png"}, "is not an NLVR2 folder: expected train.json, dev.json or test1.json"),
+        (
+            {"img/a.png": b"png"},
+            "is not an NLVR2 folder: expected train.json, dev.json or test1.json (at the top or in data/) with the "
+            "images in images/train/, dev/ and test1/, but it holds 1 .png file",
+        ),
         (
             {"dev.json": b'[{"identifier": "dev-1-0-0"}]'},
             "dev.json is one JSON array: expected the original NLVR2 file from github.com/lil-lab/nlvr",
