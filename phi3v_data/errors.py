@@ -31,3 +31,7 @@ class ModelFilesError(Phi3vDataError, FileNotFoundError):
 
 class UnvalidatedDatasetError(Phi3vDataError, ValueError):
     """A dataset's manifest is missing or does not match its JSONL files."""
+
+
+class UnreadableInputError(Phi3vDataError, OSError):
+    """An input file exists but cannot be read (permissions, a device error)."""

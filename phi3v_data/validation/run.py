@@ -1,0 +1,168 @@
+"""``validate(...)``: check datasets against the format, their images and a sequence-length budget.
+
+The files are cut into line-aligned chunks; worker processes check the chunks (parsing, schema,
+paths, images, token counts) and this process merges their results in file order. With one worker,
+or one chunk, everything runs in this process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
+from typing import IO, Any
+
+from phi3v_data.errors import UnreadableInputError, UsageError
+from phi3v_data.hd_crop import MAX_NUM_CROPS
+from phi3v_data.images import DEFAULT_MAX_PIXELS
+from phi3v_data.validation.chunks import ChunkTask, chunk_ranges
+from phi3v_data.validation.image_checks import IMAGES_MODES, ImagesMode
+from phi3v_data.validation.inputs import Dataset, discover
+from phi3v_data.validation.lengths import atomic_stream
+from phi3v_data.validation.merge import Merger
+from phi3v_data.validation.report import TokenStats, ValidationReport
+from phi3v_data.validation.worker import CheckOptions, ChunkChecker, ChunkResult, check_chunk, init_worker
+
+ProgressCallback = Callable[[int, int], None]
+"""Called after each chunk with (bytes checked, bytes in all files)."""
+
+# Lines are cheap to check, images are not: small chunks keep every worker busy on image-heavy files.
+_LINE_CHUNK_BYTES = 4 << 20
+_IMAGE_CHUNK_BYTES = 256 << 10
+
+
+def validate(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    images_root: str | os.PathLike[str] | None = None,
+    images: ImagesMode = "header",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    model_dir: str | os.PathLike[str] | None = None,
+    num_crops: int = 4,
+    max_length: int | None = None,
+    lengths_file: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> ValidationReport:
+    """Validate JSONL files and dataset folders; problems in the data are returned, never raised.
+
+    ``images`` is how far image files are checked (``decode``, ``header``, ``exists``, ``none``).
+    With ``model_dir`` every record's exact token count is computed, which needs each image's size:
+    ``none`` and ``exists`` then read headers like ``header`` does. ``workers`` defaults to every
+    available core. Raises :class:`~phi3v_data.errors.Phi3vDataError` subclasses for unusable
+    arguments: a missing path, a folder without JSONL files, a model folder without tokenizer files.
+    """
+    _check_arguments(images, max_pixels, model_dir, num_crops, max_length, lengths_file, workers)
+    datasets = discover(paths, images_root)
+    if model_dir is not None and images in ("none", "exists"):
+        images = "header"
+    prompt_builder = None
+    if model_dir is not None:
+        from phi3v_data.prompt import PromptBuilder
+
+        prompt_builder = PromptBuilder.from_model_dir(model_dir)  # fail here, before any work
+    options = CheckOptions(
+        images=images,
+        max_pixels=max_pixels,
+        num_crops=num_crops,
+        model_dir=None if model_dir is None else str(model_dir),
+        max_length=max_length,
+        keep_lengths=lengths_file is not None,
+    )
+    tasks = _plan(datasets, _IMAGE_CHUNK_BYTES if images != "none" or model_dir else _LINE_CHUNK_BYTES)
+    total_bytes = sum(task.end - task.start for task in tasks)
+    with ExitStack() as stack:
+        lengths = stack.enter_context(atomic_stream(lengths_file)) if lengths_file is not None else None
+        merger = Merger(datasets, lengths)
+        done = 0
+        for result in _results(tasks, options, workers or _available_cores(), prompt_builder):
+            merger.add(result)
+            done += result.byte_count
+            if progress is not None:
+                progress(done, total_bytes)
+        problems, files = merger.finish()
+    kind = "sequence" if model_dir is not None else "image"
+    return ValidationReport(
+        problems=tuple(problems),
+        files=tuple(files),
+        options=_options_summary(options, images_root, lengths_file),
+        image_references=merger.image_references,
+        tokens=TokenStats.from_counts(kind, merger.tokens),
+    )
+
+
+def _check_arguments(
+    images: str,
+    max_pixels: int,
+    model_dir: object,
+    num_crops: int,
+    max_length: int | None,
+    lengths_file: object,
+    workers: int | None,
+) -> None:
+    if images not in IMAGES_MODES:
+        raise UsageError(f"images must be one of {', '.join(IMAGES_MODES)}, not {images!r}")
+    if max_pixels < 1:
+        raise UsageError(f"the pixel limit must be positive, not {max_pixels}")
+    if not 1 <= num_crops <= MAX_NUM_CROPS:
+        raise UsageError(f"num_crops must be between 1 and {MAX_NUM_CROPS}, not {num_crops}")
+    if max_length is not None and max_length < 1:
+        raise UsageError(f"max_length must be positive, not {max_length}")
+    if model_dir is None and (max_length is not None or lengths_file is not None):
+        raise UsageError("counting tokens (max_length, lengths_file) needs the model's tokenizer: pass model_dir")
+    if workers is not None and workers < 1:
+        raise UsageError(f"workers must be at least 1, not {workers}")
+
+
+def _plan(datasets: list[Dataset], chunk_bytes: int) -> list[ChunkTask]:
+    tasks = []
+    file_index = 0
+    for dataset in datasets:
+        track_images = len(dataset.files) > 1
+        for file in dataset.files:
+            try:
+                ranges = list(chunk_ranges(file.path, chunk_bytes))
+            except OSError as error:
+                raise UnreadableInputError(f"cannot read {file.display_name}: {error.strerror or error}") from None
+            tasks += [
+                ChunkTask(file_index, str(file.path), file.display_name, dataset.images_root, track_images, start, end)
+                for start, end in ranges
+            ]
+            file_index += 1
+    return tasks
+
+
+def _results(
+    tasks: list[ChunkTask], options: CheckOptions, workers: int, prompt_builder: Any
+) -> Iterator[ChunkResult]:
+    """Each task's result, in task order."""
+    if workers == 1 or len(tasks) < 2:
+        checker = ChunkChecker(options, prompt_builder)
+        yield from map(checker.check, tasks)
+        return
+    # Processes, not threads: the checks are Python code, which holds the GIL.
+    context = multiprocessing.get_context()
+    with context.Pool(min(workers, len(tasks)), initializer=init_worker, initargs=(options,)) as pool:
+        yield from pool.imap(check_chunk, tasks)
+
+
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _options_summary(
+    options: CheckOptions, images_root: object, lengths_file: object
+) -> dict[str, Any]:
+    return {
+        "images": options.images,
+        "images_root": None if images_root is None else str(images_root),
+        "max_pixels": options.max_pixels,
+        "model": options.model_dir,
+        "num_crops": options.num_crops,
+        "max_length": options.max_length,
+        "lengths": None if lengths_file is None else str(lengths_file),
+    }
