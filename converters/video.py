@@ -7,10 +7,10 @@ decode. Definitions used throughout:
 - **Full sequential decode**: PyAV demuxes every packet of the first video stream in file order,
   decodes each, and drains the decoder at the end; a packet the decoder rejects gives no frame.
   Frame ``i`` is the ``i``-th frame it outputs, converted to RGB by ``VideoFrame.to_image()``.
-- **n** (:func:`count_decodable_frames`): the number of demuxed packets of size > 0. Packed
-  B-frame XviD stores empty-ish placeholder packets and loses frames at the end, so container
-  headers overcount (175 claimed, 173 decode); the packet rule matches a full decode on every
-  fixture codec. When the demuxer flags a packet corrupt (a truncated file) or the first packet
+- **n** (:func:`count_decodable_frames`): the number of demuxed packets of size > 0. On XviD
+  with packed B-frames the container header overcounts (a 7 s clip claims 175 frames, 173
+  decode); the packet rule matches a full decode on every fixture codec, truncated clips
+  included. When the demuxer flags a packet corrupt (a truncated file) or the first packet
   does not decode, the rule cannot be trusted and ``n`` comes from a full decode instead
   (``full_decode=True`` forces that). Damage only the decoder sees (a packet it rejects, fewer
   frames than packets) raises :class:`InconsistentClipError` while reading; :func:`sample_clip`
@@ -22,13 +22,15 @@ XviD: packed B-frames break the packet/frame mapping, and a clip usually has a s
 and for H.264 / VP9 seeks to the keyframe at or before each wanted frame, identifying frames by
 presentation timestamp. Every seek is checked (it must land on a keyframe no later than the one
 planned, frames must arrive in timestamp order); any surprise falls back to the forward decode,
-which is the definition itself. Decoders run single-threaded with slice threading only: the
-parallelism is one clip per process, and frame threading is what makes other readers unsafe.
+which is the definition itself. Each decoder runs one thread (slice threading, never frame
+threading): the parallelism is one clip per process.
 
-Only the PyAV backend is offered. decord 0.6 returns neighbouring frames for most indices of
-packed B-frame XviD clips and cannot open a truncated MP4; OpenCV's frame count is the header's
-(overcounts by 2 on packed XviD, 75 for a truncated clip holding 36), and past a truncated MP4's
-last good frame it returns a stale frame instead of failing (measured on ``fixtures/ucf101``).
+Only the PyAV backend is offered; decord and OpenCV fail the same exactness test on
+``fixtures/ucf101``. decord 0.6 returns other frames than asked for 4 to 7 of 8 indices on every
+MPEG-4 Part 2 clip with B-frames (packed or not) and cannot open the truncated MP4. OpenCV's
+frame count is the header's (25 for a packed XviD clip of 23 frames, 75 for a truncated clip of
+36), its own sequential read of the truncated MP4 stops at 34 frames, and asked for a frame past
+that it returns the same stale frame for every index.
 """
 
 from __future__ import annotations
@@ -148,6 +150,8 @@ def sample_clip(
     Raises :class:`VideoDecodeError` for a clip that cannot be opened or has no decodable frame.
     ``max_side`` shrinks frames (never enlarges) so the longer side is at most that many pixels.
     """
+    if num_frames < 1:
+        raise UsageError(f"num_frames must be at least 1, got {num_frames}")
     if max_side is not None and max_side < 1:
         raise UsageError(f"max_side must be a positive number of pixels, got {max_side}")
     reader = backend_named(backend)
@@ -161,7 +165,9 @@ def sample_clip(
     return SampledClip(clip.num_decodable, clip.indices, frames)
 
 
-def _sample(reader: VideoBackend, path: str | Path, num_frames: int, full_decode: bool) -> SampledClip:
+def _sample(
+    reader: VideoBackend, path: str | Path, num_frames: int, full_decode: bool
+) -> SampledClip:
     n = reader.count_frames(path, full_decode=full_decode)
     if n == 0:
         raise VideoDecodeError(path, "no frame decodes; the file is corrupt, drop or re-encode it")
@@ -362,8 +368,8 @@ def _read_by_seeking(
     Returns None when any check fails: the forward decode then gives the frames.
     """
     presentation = scan.presentation_pts
-    if presentation is None:
-        return None
+    assert presentation is not None, "callers check scan.can_seek"
+    wanted_pts = frozenset(presentation[index] for index in wanted)
     images: dict[int, Image.Image] = {}
     frames: Iterator[VideoFrame] | None = None
     last_pts = None
@@ -376,7 +382,9 @@ def _read_by_seeking(
                     raise _InexactSeek
                 keyframe = scan.keyframe_pts[before - 1]
                 if frames is None or keyframe > last_pts:
-                    frames = _frames_after_seek(container, stream, scan, keyframe, path)
+                    frames = _frames_after_seek(
+                        container, stream, scan, keyframe, wanted_pts, path
+                    )
                 for frame in frames:
                     if frame.pts is None or frame.pts > target:
                         raise _InexactSeek
@@ -392,12 +400,19 @@ def _read_by_seeking(
 
 
 def _frames_after_seek(
-    container: InputContainer, stream: VideoStream, scan: _ClipScan, keyframe: int, path: str | Path
+    container: InputContainer,
+    stream: VideoStream,
+    scan: _ClipScan,
+    keyframe: int,
+    wanted_pts: frozenset[int],
+    path: str | Path,
 ) -> Iterator[VideoFrame]:
     """Frames decoded from the keyframe at ``keyframe``, after checking where the seek landed.
 
     Landing on an earlier keyframe is exact (only slower); landing on a later packet or a
-    non-keyframe is not, and raises :class:`_InexactSeek`.
+    non-keyframe is not, and raises :class:`_InexactSeek`. Frames that no other frame refers to
+    are decoded only when wanted: skipping them changes no other frame's pixels and saves about
+    40% of the decoding on B-frame streams.
     """
     container.seek(keyframe, stream=stream)  # backward to a keyframe; flushes the decoder
     decode_position = {pts: position for position, pts in enumerate(scan.packet_pts)}
@@ -408,6 +423,8 @@ def _frames_after_seek(
             if not packet.is_keyframe or position is None or position > decode_position[keyframe]:
                 raise _InexactSeek
             landed = True
+        wanted = not packet.size or packet.pts in wanted_pts  # the empty packet drains
+        stream.codec_context.skip_frame = "DEFAULT" if wanted else "NONREF"
         yield from _decode(stream, packet, path, tolerate_errors=False)
 
 

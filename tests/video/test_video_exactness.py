@@ -1,4 +1,4 @@
-"""Sampled frames are exactly those of a full sequential decode, on every fixture clip and backend."""
+"""Sampled frames are exactly those of a full sequential decode, on every fixture and backend."""
 
 from __future__ import annotations
 

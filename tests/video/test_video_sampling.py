@@ -163,8 +163,12 @@ def test_pyav_is_the_default_and_only_backend() -> None:
 def test_max_side_shrinks_keeping_aspect_and_never_enlarges() -> None:
     assert {f.size for f in sample_clip(H264, max_side=32).frames} == {(32, 24)}
     assert {f.size for f in sample_clip(H264, max_side=500).frames} == {(64, 48)}
+
+
+@pytest.mark.parametrize("options", [{"max_side": 0}, {"num_frames": 0}])
+def test_bad_options_are_a_usage_error_before_any_decoding(options) -> None:
     with pytest.raises(UsageError):
-        sample_clip(H264, max_side=0)
+        sample_clip(BROKEN / "not_a_video.avi", **options)
 
 
 def test_jpeg_bytes_are_deterministic_and_close_to_the_frame() -> None:
