@@ -7,7 +7,8 @@ decode. Definitions used throughout:
 - **Full sequential decode**: PyAV demuxes every packet of the first video stream in file order,
   decodes each, and drains the decoder at the end; a packet the decoder rejects gives no frame.
   Frame ``i`` is the ``i``-th frame it outputs, converted to RGB by ``VideoFrame.to_image()``.
-- **n** (:func:`count_decodable_frames`): the number of demuxed packets of size > 0. On XviD
+- **n** (:func:`count_decodable_frames`): the number of demuxed packets of size > 0, less those
+  an MP4 edit list marks for discarding (their frames are decoded and dropped). On XviD
   with packed B-frames the container header overcounts (a 7 s clip claims 175 frames, 173
   decode); the packet rule matches a full decode on every fixture codec, truncated clips
   included. When the demuxer flags a packet corrupt (a truncated file) or the first packet
@@ -119,7 +120,7 @@ def count_decodable_frames(path: str | Path, *, full_decode: bool = False) -> in
     if not full_decode:
         scan = _scan(path)
         if not scan.damaged:
-            return len(scan.packet_pts)
+            return scan.num_frames
     with _opened(path) as (container, stream):
         return sum(1 for _ in _decoded_frames(container, stream, path, tolerate_errors=True))
 
@@ -210,8 +211,8 @@ class PyAVBackend:
             return []
         scan = None if full_decode else _scan(path)
         trusted = scan is not None and not scan.damaged  # frames should match the packets
-        if trusted and wanted[-1] >= len(scan.packet_pts):
-            raise VideoDecodeError(path, _out_of_range(len(scan.packet_pts), wanted[-1]))
+        if trusted and wanted[-1] >= scan.num_frames:
+            raise VideoDecodeError(path, _out_of_range(scan.num_frames, wanted[-1]))
         images = _read_by_seeking(path, scan, wanted) if trusted and scan.can_seek else None
         if images is None:
             images = _read_forward(path, wanted, tolerate_errors=not trusted)
@@ -227,16 +228,23 @@ class _ClipScan:
 
     codec: str
     packet_pts: tuple[int | None, ...]  # packets of size > 0, in decode order
+    # Those not flagged discard: an MP4 edit list that starts mid-GOP marks the packets before
+    # its start, and the decoder decodes them (as references) but drops their frames.
+    shown_pts: tuple[int | None, ...]
     keyframe_pts: tuple[int, ...]  # ascending
     first_is_keyframe: bool
     damaged: bool
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.shown_pts)
 
     @property
     def presentation_pts(self) -> list[int] | None:
         """Frame ``i``'s timestamp is the ``i``-th smallest; None when timestamps are unusable."""
         if None in self.packet_pts or len(set(self.packet_pts)) != len(self.packet_pts):
             return None
-        return sorted(pts for pts in self.packet_pts if pts is not None)
+        return sorted(pts for pts in self.shown_pts if pts is not None)
 
     @property
     def can_seek(self) -> bool:
@@ -299,6 +307,7 @@ def _decoded_frames(
 
 def _scan(path: str | Path) -> _ClipScan:
     packet_pts: list[int | None] = []
+    shown_pts: list[int | None] = []
     keyframe_pts: list[int] = []
     first_is_keyframe = damaged = False
     with _opened(path) as (container, stream):
@@ -310,12 +319,15 @@ def _scan(path: str | Path) -> _ClipScan:
                 first_is_keyframe = packet.is_keyframe
             damaged = damaged or packet.is_corrupt
             packet_pts.append(packet.pts)
+            if not packet.is_discard:
+                shown_pts.append(packet.pts)
             if packet.is_keyframe and packet.pts is not None:
                 keyframe_pts.append(packet.pts)
         codec = stream.codec_context.name
     return _ClipScan(
         codec=codec,
         packet_pts=tuple(packet_pts),
+        shown_pts=tuple(shown_pts),
         keyframe_pts=tuple(sorted(keyframe_pts)),
         first_is_keyframe=first_is_keyframe,
         damaged=damaged,

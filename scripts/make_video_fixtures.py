@@ -17,7 +17,8 @@ neighbouring frames and neighbouring clips all differ):
   holding files named ``v_HandStandPushups_*``;
 - ``subset/{train,val,test}/<Class>/`` (the layout of the cookbook's UCF-101 subset), with
   AVI and H.264 MP4 clips;
-- ``codecs/``: a VP9 WebM clip (the codec where decord crashes with default threads);
+- ``codecs/``: a VP9 WebM clip, and an H.264 MP4 cut with ``-ss`` and stream copy, whose edit
+  list starts mid-GOP (the demuxer flags the packets before the cut as discarded);
 - ``broken/``: truncated and corrupt clips for rejection tests;
 - ``golden/sampling.json``: per clip, the header frame count, the number of frames a full
   sequential decode gives, and the default 8 cookbook indices.
@@ -116,6 +117,7 @@ def subset_clips() -> list[ClipSpec]:
 def other_clips() -> list[ClipSpec]:
     return [
         ClipSpec("codecs/v_Basketball_g11_c01.webm", "vp9", 2.0),
+        ClipSpec("codecs/full_h264_for_edit_list.mp4", "h264_bframes", 3.0),
         # Sources of the truncated clips in broken/ (removed after cutting).
         ClipSpec("broken/full_xvid_packed.avi", "xvid_packed", 3.0),
         ClipSpec("broken/full_h264_faststart.mp4", "h264_bframes", 3.0),
@@ -140,6 +142,18 @@ def encode(spec: ClipSpec, hue_degrees: int) -> Path:
     ]
     subprocess.run(command, check=True)
     return out
+
+
+def make_edit_list_clip() -> None:
+    """Stream-copy from 0.6 s: the cut falls 3 frames after a keyframe (GOP 12 at 25 fps)."""
+    source = ROOT / "codecs" / "full_h264_for_edit_list.mp4"
+    command = [
+        "ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-ss", "0.6", "-i", str(source),
+        "-c", "copy", "-map_metadata", "-1", "-fflags", "+bitexact",
+        str(ROOT / "codecs" / "v_Basketball_g12_c01.mp4"),
+    ]
+    subprocess.run(command, check=True)
+    source.unlink()
 
 
 def make_broken_clips() -> None:
@@ -218,7 +232,8 @@ def write_golden(specs: list[ClipSpec]) -> None:
     import av
 
     golden = {}
-    clips = [ROOT / spec.path for spec in specs if not spec.path.startswith("broken/")]
+    clips = [ROOT / spec.path for spec in specs if (ROOT / spec.path).exists()]
+    clips += [ROOT / "codecs" / "v_Basketball_g12_c01.mp4"]
     clips += sorted((ROOT / "broken").glob("truncated_*"))
     for clip in clips:
         relative = clip.relative_to(ROOT).as_posix()
@@ -249,6 +264,7 @@ def main() -> int:
     specs = official_clips() + subset_clips() + other_clips()
     for number, spec in enumerate(specs):
         encode(spec, hue_degrees=(number * 37) % 360)
+    make_edit_list_clip()
     make_broken_clips()
     write_split_lists()
     write_golden(specs)

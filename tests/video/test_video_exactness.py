@@ -37,6 +37,9 @@ def test_fixtures_cover_every_codec_the_issue_names() -> None:
 def test_neighbouring_fixture_frames_differ(clip) -> None:
     """Otherwise a reader returning the neighbouring frame could pass the tests below."""
     frames = full_sequential_decode(FIXTURES / clip)
+    if clip.startswith("broken/truncated_"):
+        # The cut last packet decodes mostly by concealment: a near copy of the frame before.
+        frames = frames[:-1]
     for before, after in zip(frames, frames[1:]):
         assert np.abs(before.astype(int) - after.astype(int)).mean() > 1.0
 

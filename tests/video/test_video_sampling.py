@@ -86,6 +86,15 @@ def test_header_overcounts_packed_xvid_but_sampling_uses_decodable_frames() -> N
     assert sample_clip(PACKED_XVID).indices[-1] == 20  # 25 would have given 21
 
 
+def test_frames_an_edit_list_discards_are_not_counted() -> None:
+    clip = FIXTURES / "codecs/v_Basketball_g12_c01.mp4"
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        discarded = sum(1 for packet in container.demux(stream) if packet.size and packet.is_discard)
+    assert discarded == 3
+    assert count_decodable_frames(clip) == len(full_sequential_decode(clip)) == 60
+
+
 @pytest.mark.parametrize("name", ["truncated_xvid_packed.avi", "truncated_h264.mp4"])
 def test_truncated_clip_gives_its_decodable_frames(name) -> None:
     clip = BROKEN / name
