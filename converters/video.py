@@ -254,6 +254,9 @@ class _ClipScan:
             and len(self.keyframe_pts) > 1
             and self.first_is_keyframe
             and self.presentation_pts is not None
+            # No frame shown before the first keyframe (open-GOP leading pictures): a decoder
+            # may drop those, and frame i would no longer be the i-th smallest timestamp.
+            and self.packet_pts[0] == min(self.packet_pts)
         )
 
 
@@ -389,10 +392,8 @@ def _read_by_seeking(
         try:
             for index in wanted:
                 target = presentation[index]
-                before = bisect_right(scan.keyframe_pts, target)
-                if before == 0:  # frames shown before the first keyframe: no keyframe to seek to
-                    raise _InexactSeek
-                keyframe = scan.keyframe_pts[before - 1]
+                # can_seek guarantees a keyframe at or before every frame: the first packet.
+                keyframe = scan.keyframe_pts[bisect_right(scan.keyframe_pts, target) - 1]
                 if frames is None or keyframe > last_pts:
                     frames = _frames_after_seek(
                         container, stream, scan, keyframe, wanted_pts, path
