@@ -37,8 +37,11 @@ class ConverterOptions(BaseModel):
 class Item:
     """One unit of work: one video, one page, one meme, one image pair.
 
-    ``key`` is unique and stable across runs (the runner resumes by it); ``index`` is the item's
-    position within its split in plan order (used for ids like ``train-0000000042``).
+    ``key`` is unique and stable across runs (the runner resumes by it) and names the input in
+    rejections, so make it the input's path relative to the input folder (plus a question id when
+    one file holds many items); ``index`` is the item's position within its split in plan order
+    (used for ids like ``train-0000000042``). ``payload`` travels to worker processes (picklable)
+    and is part of the job's identity on ``--resume`` (JSON-like values).
     """
 
     key: str

@@ -77,4 +77,6 @@ def describe_files(listing: FolderListing, limit: int = 3) -> str:
     suffixes = Counter(PurePosixPath(path).suffix.lower() or "extension-less" for path in listing.files)
     if not suffixes:
         return "no files"
-    return ", ".join(f"{count} {suffix} file{'s' if count > 1 else ''}" for suffix, count in suffixes.most_common(limit))
+    return ", ".join(
+        f"{count} {suffix} file{'s' if count > 1 else ''}" for suffix, count in suffixes.most_common(limit)
+    )

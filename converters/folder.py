@@ -45,7 +45,12 @@ class FolderOptions(ConverterOptions):
 
 
 class FolderConverter:
-    """Images sorted into class folders; the class is the answer."""
+    """Images sorted into class folders; the class is the answer.
+
+    INPUT is <root>/<class>/<images> (all train, unless --val-fraction / --test-fraction move a
+    seeded share of each class) or <root>/<split>/<class>/<images> with splits train, val, test.
+    Images are copied byte for byte to images/<split>/<class>/...
+    """
 
     name: ClassVar[str] = "folder"
     summary: ClassVar[str] = "image classification from <root>/[<split>/]<class>/<images>"

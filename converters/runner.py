@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -53,8 +53,6 @@ class ItemOutcome:
     """What a worker reports for one item: small, so no image bytes cross process boundaries."""
 
     key: str
-    records: int
-    images: int
     rejection: str | None
 
 
@@ -78,7 +76,7 @@ class ConversionReport:
     seconds: float
     """Time spent converting items in this run."""
     workers: int
-    rejected: list[Rejection] = field(default_factory=list)
+    rejected: list[Rejection]
 
     @property
     def exit_code(self) -> int:
@@ -177,7 +175,7 @@ def _convert_and_store(
         result = ItemResult.rejected(f"the {converter.name} converter failed on it: {type(error).__name__}: {error}")
     result = _checked(converter.name, result)
     work.store(item.key, result)
-    return ItemOutcome(item.key, len(result.records), len(result.images), result.rejection)
+    return ItemOutcome(item.key, result.rejection)
 
 
 def _checked(source: str, result: ItemResult) -> ItemResult:
@@ -193,7 +191,9 @@ def _checked(source: str, result: ItemResult) -> ItemResult:
         for turn in record.get("conversations", []):
             unwritten = [path for path in turn.get("images", []) if path not in written]
             if unwritten:
-                return ItemResult.rejected(f"the {source} converter made a record pointing at unwritten images {unwritten}")
+                return ItemResult.rejected(
+                    f"the {source} converter made a record pointing at unwritten images {unwritten}"
+                )
     return result
 
 
@@ -208,7 +208,9 @@ def _run_all(convert: Callable[[Item], ItemOutcome], items: list[Item], workers:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             running: set[Future[ItemOutcome]] = set()
             while True:
-                running |= {pool.submit(convert, item) for item in islice(queue, workers * _QUEUE_PER_WORKER - len(running))}
+                running |= {
+                    pool.submit(convert, item) for item in islice(queue, workers * _QUEUE_PER_WORKER - len(running))
+                }
                 if not running:
                     return
                 finished, running = wait(running, return_when=FIRST_COMPLETED)
@@ -216,7 +218,8 @@ def _run_all(convert: Callable[[Item], ItemOutcome], items: list[Item], workers:
                     yield future.result()
     except BrokenProcessPool:
         raise ConversionError(
-            "a worker process died (out of memory?); the finished items are kept: rerun with --resume and fewer --workers"
+            "a worker process died (out of memory?); the finished items are kept: "
+            "rerun with --resume and fewer --workers"
         ) from None
 
 
@@ -227,13 +230,11 @@ def _load_result(work: WorkDir, item: Item) -> StoredResult:
     return stored
 
 
-def _write_jsonl_files(
-    source: str, out_dir: Path, plan: Plan, results: list[StoredResult]
-) -> dict[str, SplitEntry]:
+def _write_jsonl_files(source: str, out_dir: Path, plan: Plan, results: list[StoredResult]) -> dict[str, SplitEntry]:
     """One JSONL per split that has records, lines in plan order."""
     _check_images_agree(results)
     lines_by_split: dict[str, list[bytes]] = {split: [] for split in SPLITS}
-    for item, result in zip(plan.items, results):
+    for item, result in zip(plan.items, results, strict=True):
         lines_by_split[item.split].extend(orjson.dumps(record) for record in result.records)
     entries = {}
     for split, lines in lines_by_split.items():

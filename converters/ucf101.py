@@ -70,10 +70,19 @@ class _Clip:
 
 
 class Ucf101Converter:
-    """UCF-101 in the official or the cookbook's subset layout."""
+    """UCF-101 action clips, one 8-frame classification record per clip.
+
+    INPUT is the official layout (UCF-101/<Class>/*.avi next to ucfTrainTestlist/, split chosen by
+    --split-id; val = the last --val-groups train groups of each class) or the cookbook's subset
+    (<split>/<Class>/*.avi|mp4). Labels are class folders. Frames go to
+    images/<split>/<Class>/<stem>.<k>.jpg; clips shorter than --num-frames repeat frames, clips
+    that do not decode are rejected.
+    """
 
     name: ClassVar[str] = "ucf101"
-    summary: ClassVar[str] = "UCF-101 action videos (official layout with ucfTrainTestlist/, or <split>/<Class>/ subset)"
+    summary: ClassVar[str] = (
+        "UCF-101 action videos (official layout with ucfTrainTestlist/, or <split>/<Class>/ subset)"
+    )
     Options: ClassVar[type[ConverterOptions]] = Ucf101Options
 
     def plan(self, input_dir: Path, options: Ucf101Options) -> Plan:
@@ -133,9 +142,14 @@ def _plan_subset(input_dir: Path, options: Ucf101Options) -> tuple[list[_Clip], 
             f"holds {describe_files(tree.listing)}{_nested_layout_hint(input_dir)}"
         )
     defaults = Ucf101Options()
-    for flag, value, default in (("--split-id", options.split_id, defaults.split_id), ("--val-groups", options.val_groups, defaults.val_groups)):
+    for flag, value, default in (
+        ("--split-id", options.split_id, defaults.split_id),
+        ("--val-groups", options.val_groups, defaults.val_groups),
+    ):
         if value != default:
-            raise UsageError(f"{flag} applies to the official layout ({LISTS_DIR}/), and {input_dir} is a subset layout")
+            raise UsageError(
+                f"{flag} applies to the official layout ({LISTS_DIR}/), and {input_dir} is a subset layout"
+            )
     clips = [_Clip(file.path, file.split or "train", file.label, file.inner) for file in tree.files]
     rejected = [(path, "not inside a <split>/<Class>/ folder, so it has no label") for path in tree.misplaced]
     return clips, Plan(items=[], ignored=tree.ignored(), rejected=rejected)
@@ -162,7 +176,10 @@ def _plan_official(input_dir: Path, options: Ucf101Options) -> tuple[list[_Clip]
     present = {f"{VIDEO_ROOT}/{path}" for path in listing.files}
     clips: list[_Clip] = []
     rejected: list[tuple[str, str]] = []
-    for split, list_name in (("train", f"trainlist0{options.split_id}.txt"), ("test", f"testlist0{options.split_id}.txt")):
+    for split, list_name in (
+        ("train", f"trainlist0{options.split_id}.txt"),
+        ("test", f"testlist0{options.split_id}.txt"),
+    ):
         for number, entry in _read_split_list(lists / list_name):
             path = f"{VIDEO_ROOT}/{entry}"
             label, _, inner = entry.partition("/")

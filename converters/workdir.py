@@ -154,9 +154,13 @@ def _job_difference(previous: dict[str, Any], job: dict[str, Any]) -> str | None
     if previous.get("source") != job["source"]:
         return f"converted {previous.get('source')!r}, not {job['source']!r}"
     old_options, new_options = previous.get("options", {}), job["options"]
-    changed = sorted(name for name in old_options.keys() | new_options.keys() if old_options.get(name) != new_options.get(name))
+    changed = sorted(
+        name for name in old_options.keys() | new_options.keys() if old_options.get(name) != new_options.get(name)
+    )
     if changed:
-        details = ", ".join(f"{name}: {old_options.get(name)!r} then, {new_options.get(name)!r} now" for name in changed)
+        details = ", ".join(
+            f"{name}: {old_options.get(name)!r} then, {new_options.get(name)!r} now" for name in changed
+        )
         return f"used other options ({details})"
     if previous != job:
         return "planned other items: the input folder changed since"

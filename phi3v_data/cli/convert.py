@@ -53,7 +53,9 @@ class _SourceGroup(click.Group):
         except ConverterLoadError as error:
             return _unloadable_source_command(name, str(error))
 
-    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
         if args and not args[0].startswith("-") and args[0] not in source_names():
             ctx.fail(f"unknown source {args[0]!r}; the sources are: {', '.join(source_names())} (see --list)")
         return super().resolve_command(ctx, args)
@@ -104,14 +106,22 @@ def source_command(name: str, converter: Converter) -> click.Command:
         click.get_current_context().exit(report.exit_code)
 
     common = [
-        click.Option(["--input", "input_dir"], required=True, type=click.Path(path_type=Path), help="The raw dataset folder."),
-        click.Option(["--out", "out_dir"], required=True, type=click.Path(path_type=Path), help="The dataset folder to write."),
+        click.Option(
+            ["--input", "input_dir"], required=True, type=click.Path(path_type=Path), help="The raw dataset folder."
+        ),
+        click.Option(
+            ["--out", "out_dir"], required=True, type=click.Path(path_type=Path), help="The dataset folder to write."
+        ),
         click.Option(["--workers"], type=click.IntRange(min=1), help="Worker processes  [default: all cores]"),
-        click.Option(["--resume"], is_flag=True, help="Finish an interrupted conversion into OUT (same source and options)."),
+        click.Option(
+            ["--resume"], is_flag=True, help="Finish an interrupted conversion into OUT (same source and options)."
+        ),
         click.Option(["--overwrite"], is_flag=True, help="Replace a previous conversion in OUT."),
     ]
     doc = (type(converter).__doc__ or converter.summary).strip()
-    return click.Command(name, params=common + option_params(converter.Options), callback=run, help=doc, short_help=converter.summary)
+    return click.Command(
+        name, params=common + option_params(converter.Options), callback=run, help=doc, short_help=converter.summary
+    )
 
 
 def _unloadable_source_command(name: str, error: str) -> click.Command:
@@ -162,7 +172,9 @@ def _option(name: str, field: FieldInfo) -> click.Option:
             **settings,
         )
     if annotation not in _SCALAR_TYPES:
-        raise ConverterLoadError(f"the option {name!r} has the type {annotation!r}, which the command line cannot express")
+        raise ConverterLoadError(
+            f"the option {name!r} has the type {annotation!r}, which the command line cannot express"
+        )
     return click.Option([flag, name], type=_SCALAR_TYPES[annotation], default=default, **settings)
 
 
@@ -209,10 +221,11 @@ def summary_line(name: str, report: ConversionReport) -> str:
     splits = ", ".join(f"{split} {entry.records}" for split, entry in report.manifest.splits.items())
     rate = report.converted_now / report.seconds if report.seconds > 0 else 0.0
     resumed = report.items - report.converted_now
+    workers = f"{report.workers} worker{'s' if report.workers > 1 else ''}"
     return (
         f"{name}: {counts['records']} records ({splits or 'none'}), {counts['images']} images, "
         f"{counts['rejected']} rejected, {counts['ignored']} ignored, {counts['skipped']} skipped; "
-        f"{report.converted_now} items converted in {report.seconds:.1f} s ({rate:.1f} items/s, {report.workers} worker{'s' if report.workers > 1 else ''})"
+        f"{report.converted_now} items converted in {report.seconds:.1f} s ({rate:.1f} items/s, {workers})"
         + (f", {resumed} finished before" if resumed else "")
         + f"; wrote {report.out_dir}"
     )
