@@ -57,9 +57,13 @@ class ScriptedConverter:
         if command == "interrupt" and (input_dir / "armed").exists():
             raise KeyboardInterrupt
         if command == "unsafe":
-            return ItemResult(records=[record(item, ["../escape.png"], options)], images=[ImageFile("../escape.png", png(1))])
+            return ItemResult(
+                records=[record(item, ["../escape.png"], options)], images=[ImageFile("../escape.png", png(1))]
+            )
         if command == "dangling":
-            return ItemResult(records=[record(item, [own_image.relative_path, "nowhere.png"], options)], images=[own_image])
+            return ItemResult(
+                records=[record(item, [own_image.relative_path, "nowhere.png"], options)], images=[own_image]
+            )
         if command == "shared":
             shared = ImageFile("shared.png", png(int(argument)))
             return ItemResult(records=[record(item, [shared.relative_path], options)], images=[shared])

@@ -73,7 +73,9 @@ def main() -> None:
 
         type(converter).convert_item = convert_or_die
     try:
-        run_conversion(converter, Path(input_dir), Path(out_dir), converter.Options(), workers=int(workers), progress=progress)
+        run_conversion(
+            converter, Path(input_dir), Path(out_dir), converter.Options(), workers=int(workers), progress=progress
+        )
     except ConversionError as error:
         print(error, file=sys.stderr)
         sys.exit(3)

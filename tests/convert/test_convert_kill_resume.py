@@ -24,7 +24,16 @@ VIDEO_INPUT = FIXTURES / "ucf101" / "subset"
 
 # folder/splits with one worker renames 21 files: job.json, then image + result for each of the 8
 # items (2..17), the 3 JSONL files (18..20), manifest.json (21).
-RENAME_MOMENTS = ["replace:1", "replace:2", "replace:3", "replace:10", "replace:17", "replace:18", "replace:20", "replace:21"]
+RENAME_MOMENTS = [
+    "replace:1",
+    "replace:2",
+    "replace:3",
+    "replace:10",
+    "replace:17",
+    "replace:18",
+    "replace:20",
+    "replace:21",
+]
 
 
 def convert(source: str, input_dir: Path, out: Path, workers: int = 1, mode: str = "new") -> None:
@@ -33,7 +42,15 @@ def convert(source: str, input_dir: Path, out: Path, workers: int = 1, mode: str
 
 
 def run_killer(source: str, input_dir: Path, out: Path, workers: int, moment: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, str(HERE / "kill_during_convert.py"), source, str(input_dir), str(out), str(workers), moment]
+    command = [
+        sys.executable,
+        str(HERE / "kill_during_convert.py"),
+        source,
+        str(input_dir),
+        str(out),
+        str(workers),
+        moment,
+    ]
     return subprocess.run(command, start_new_session=True, capture_output=True, text=True, timeout=120)
 
 

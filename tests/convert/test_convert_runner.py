@@ -26,7 +26,12 @@ def test_writes_the_cookbook_layout_and_a_manifest_the_trainer_accepts(tmp_path:
     report = convert(raw, tmp_path / "out")
 
     out = tmp_path / "out"
-    assert sorted(path.name for path in out.iterdir()) == ["images", "manifest.json", "scripted_train.jsonl", "scripted_val.jsonl"]
+    assert sorted(path.name for path in out.iterdir()) == [
+        "images",
+        "manifest.json",
+        "scripted_train.jsonl",
+        "scripted_val.jsonl",
+    ]
     lines = (out / "scripted_val.jsonl").read_text().splitlines()
     assert [json.loads(line)["id"] for line in lines] == [f"val-{index:010d}" for index in range(5)]
     assert (out / "images" / "val" / "a.png").is_file()
@@ -45,7 +50,13 @@ def test_output_bytes_do_not_depend_on_the_number_of_workers(tmp_path: Path) -> 
 
 
 def test_each_broken_item_is_rejected_with_its_reason_and_the_rest_is_written(tmp_path: Path) -> None:
-    items = {"train/a.txt": "ok", "train/b.txt": "reject", "train/c.txt": "raise", "train/d.txt": "unsafe", "train/e.txt": "dangling"}
+    items = {
+        "train/a.txt": "ok",
+        "train/b.txt": "reject",
+        "train/c.txt": "raise",
+        "train/d.txt": "unsafe",
+        "train/e.txt": "dangling",
+    }
     raw = write_items(tmp_path / "raw", items)
     report = convert(raw, tmp_path / "out", workers=2)
 
@@ -58,7 +69,12 @@ def test_each_broken_item_is_rejected_with_its_reason_and_the_rest_is_written(tm
     assert not (tmp_path / "escape.png").exists() and not (tmp_path / "out" / "escape.png").exists()
     assert not (tmp_path / "out" / "images" / "train" / "e.png").exists()  # a rejected item leaves no image
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    assert [entry["input"] for entry in manifest["rejected"]] == ["train/b.txt", "train/c.txt", "train/d.txt", "train/e.txt"]
+    assert [entry["input"] for entry in manifest["rejected"]] == [
+        "train/b.txt",
+        "train/c.txt",
+        "train/d.txt",
+        "train/e.txt",
+    ]
     assert manifest["splits"]["train"]["records"] == 1
 
 
