@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -205,22 +206,31 @@ def _run_all(convert: Callable[[Item], ItemOutcome], items: list[Item], workers:
         return
     queue = iter(items)
     try:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_leave_interrupts_to_the_parent) as pool:
             running: set[Future[ItemOutcome]] = set()
-            while True:
-                running |= {
-                    pool.submit(convert, item) for item in islice(queue, workers * _QUEUE_PER_WORKER - len(running))
-                }
-                if not running:
-                    return
-                finished, running = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    yield future.result()
+            try:
+                while True:
+                    running |= {
+                        pool.submit(convert, item) for item in islice(queue, workers * _QUEUE_PER_WORKER - len(running))
+                    }
+                    if not running:
+                        return
+                    finished, running = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        yield future.result()
+            except KeyboardInterrupt:  # let the items in progress finish (they are kept), drop the queue
+                pool.shutdown(cancel_futures=True)
+                raise
     except BrokenProcessPool:
         raise ConversionError(
             "a worker process died (out of memory?); the finished items are kept: "
             "rerun with --resume and fewer --workers"
         ) from None
+
+
+def _leave_interrupts_to_the_parent() -> None:
+    """Workers ignore Ctrl-C: the parent stops the pool cleanly instead of every worker dying mid-write."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _load_result(work: WorkDir, item: Item) -> StoredResult:

@@ -104,13 +104,22 @@ def prepare_out_dir(out_dir: Path, job: dict[str, Any], mode: Mode) -> WorkDir:
             "--overwrite to replace a previous conversion, or choose another folder"
         )
     if mode == "overwrite":
-        if not (work.path.is_dir() or (out_dir / MANIFEST_NAME).is_file()):
+        if not (work.path.is_dir() or _written_by_a_conversion(out_dir)):
             raise UsageError(
-                f"refusing to --overwrite {out_dir}: it holds no {MANIFEST_NAME} or {WORK_DIR_NAME}, so it is not "
-                "a phi3v-data output; empty it yourself or choose another folder"
+                f"refusing to --overwrite {out_dir}: it holds neither {WORK_DIR_NAME} nor the {MANIFEST_NAME} of a "
+                "conversion, so it is not a phi3v-data conversion's output; empty it yourself or choose another folder"
             )
         return _start(work, job)
     return _resume(work, job)
+
+
+def _written_by_a_conversion(out_dir: Path) -> bool:
+    """Whether OUT's manifest names a converter (``validate --write-manifest`` on a hand-made dataset does not)."""
+    try:
+        manifest = orjson.loads((out_dir / MANIFEST_NAME).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return False
+    return isinstance(manifest, dict) and isinstance(manifest.get("converter"), dict)
 
 
 def _resume(work: WorkDir, job: dict[str, Any]) -> WorkDir:

@@ -11,7 +11,7 @@ from convert_doubles import ScriptedConverter, ScriptedOptions, snapshot, write_
 from phi3v_data.converters.runner import ConversionError, run_conversion
 from phi3v_data.converters.workdir import WORK_DIR_NAME
 from phi3v_data.errors import FileNotFoundPhi3vDataError, InputLayoutError, UsageError
-from phi3v_data.manifest import require_validated
+from phi3v_data.manifest import Manifest, require_validated, write_manifest
 
 CLEAN = {f"{split}/{name}.txt": "ok" for split in ("train", "val") for name in "abcde"}
 
@@ -114,9 +114,21 @@ def test_a_non_empty_out_is_refused_without_resume_or_overwrite(tmp_path: Path) 
     (tmp_path / "out" / "notes.txt").write_text("mine")
     with pytest.raises(UsageError, match="not empty"):
         convert(raw, tmp_path / "out")
-    with pytest.raises(UsageError, match="not a phi3v-data output"):
+    with pytest.raises(UsageError, match="not a phi3v-data conversion's output"):
         convert(raw, tmp_path / "out", mode="overwrite")
     assert snapshot(tmp_path / "out") == {"notes.txt": b"mine"}
+
+
+def test_overwrite_spares_a_hand_made_dataset_with_a_validation_manifest(tmp_path: Path) -> None:
+    raw = write_items(tmp_path / "raw", CLEAN)
+    hand_made = tmp_path / "out"
+    (hand_made / "images").mkdir(parents=True)
+    (hand_made / "images" / "photo.jpg").write_bytes(b"precious")
+    write_manifest(hand_made, Manifest())  # what `phi3v-data validate --write-manifest` leaves
+    before = snapshot(hand_made)
+    with pytest.raises(UsageError, match="not a phi3v-data conversion's output"):
+        convert(raw, hand_made, mode="overwrite")
+    assert snapshot(hand_made) == before
 
 
 def test_overwrite_replaces_a_previous_conversion(tmp_path: Path) -> None:
