@@ -69,9 +69,12 @@ class VideoDecodeError(Phi3vDataError, ValueError):
     """A clip cannot be opened or decoded; the message names the file and what to do."""
 
     def __init__(self, path: str | Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
+        super().__init__(str(path), reason)  # both in args: the error pickles across processes
         self.path = str(path)
         self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
 
 
 class InconsistentClipError(VideoDecodeError):

@@ -140,6 +140,13 @@ def test_unusable_clip_raises_the_project_error_naming_the_file(name, message) -
     assert str(raised.value).startswith(str(BROKEN / name))
 
 
+def test_decode_errors_survive_a_process_pool() -> None:
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        with pytest.raises(VideoDecodeError, match="no frame decodes") as raised:
+            pool.submit(sample_clip, BROKEN / "corrupt_payload.avi").result()
+    assert raised.value.path == str(BROKEN / "corrupt_payload.avi")
+
+
 def test_corrupt_payload_counts_zero_decodable_frames() -> None:
     assert count_decodable_frames(BROKEN / "corrupt_payload.avi") == 0
 
