@@ -19,7 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field
 FORMAT_VERSION = "1.0"
 SCHEMA_ID = "https://github.com/phi3v-data/phi3v-data/schema/record.schema.json"
 
-NonBlankStr = Annotated[str, Field(min_length=1, pattern=r"\S")]
+# "Holds a character that is not whitespace". Regex engines disagree on what whitespace is: Python's
+# includes \x1c-\x1f, JavaScript's U+FEFF, pydantic's (Rust) neither; naming both makes pydantic,
+# Python's jsonschema and JavaScript validators of the generated schema accept the same strings.
+NonBlankStr = Annotated[str, Field(min_length=1, pattern=r"[^\s\x1c-\x1f\ufeff]")]
 
 
 class _FormatModel(BaseModel):

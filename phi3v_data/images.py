@@ -80,8 +80,11 @@ def probe_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXE
             with Image.open(path) as image:
                 info = ImageInfo(image.format or "", image.width, image.height, image.mode, _orientation(image))
     except Image.DecompressionBombError as error:
-        return ImageFault("image-too-large", f"{error}; raise the limit with --max-pixels if the image is real")
-    except (UnidentifiedImageError, SyntaxError, ValueError, OSError) as error:
+        # Pillow refuses these in Image.open whatever --max-pixels says, so the trainer could not load it.
+        return ImageFault("image-too-large", f"{str(error).rstrip('.')}; Pillow (and so the trainer) will not open it")
+    except UnidentifiedImageError:
+        return ImageFault("image-unreadable", f"not an image Pillow recognises (supported: {_supported()})")
+    except (SyntaxError, ValueError, OSError) as error:
         if "truncated" in str(error).lower():
             return ImageFault("image-truncated", f"the header is cut short ({error}): re-download or re-export it")
         return ImageFault("image-unreadable", f"not a readable image: {error}")
