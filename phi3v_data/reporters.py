@@ -45,16 +45,16 @@ def tokens_line(report: ValidationReport) -> str | None:
         return None
     what = "tokens per record" if stats.kind == "sequence" else "image tokens per record"
     return (
-        f"{what} ({stats.count:,} records): min {stats.min:,}, median {stats.median:,}, "
+        f"{what} ({_count(stats.count, 'record')}): min {stats.min:,}, median {stats.median:,}, "
         f"p95 {stats.p95:,}, max {stats.max:,}"
     )
 
 
 class TextReporter:
-    """``file:line: code message`` lines, then a summary."""
+    """``file:line: code message`` lines, then a summary. One problem is always one line."""
 
     def render(self, report: ValidationReport, *, strict: bool = False) -> str:
-        lines = [f"{location(problem)}: {problem.code} {problem.message}" for problem in report.problems]
+        lines = [f"{location(problem)}: {problem.code} {_printable(problem.message)}" for problem in report.problems]
         lines.append(summary_line(report))
         tokens = tokens_line(report)
         if tokens:
@@ -131,6 +131,11 @@ REPORTER_BY_NAME: dict[str, Reporter] = {
 
 def _count(number: int, noun: str) -> str:
     return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+def _printable(text: str) -> str:
+    # Line breaks and terminal escapes in a message (a Pillow error, say) are shown escaped.
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode() for char in text)
 
 
 def _github_data(text: str) -> str:

@@ -115,8 +115,8 @@ def execute(args: ValidateArgs) -> int:
     except Phi3vDataError as error:
         click.echo(f"phi3v-data validate: {error}", err=True)
         return EXIT_USAGE
-    except OSError as error:  # e.g. --output or --lengths in a folder that cannot be written
-        click.echo(f"phi3v-data validate: {error.strerror or error}: {error.filename or ''}".rstrip(": "), err=True)
+    except OSError as error:  # inputs are read inside validate(); what is left is writing --output, --lengths
+        click.echo(f"phi3v-data validate: cannot write {error.filename}: {error.strerror or error}", err=True)
         return EXIT_USAGE
     except Exception as error:  # noqa: BLE001 - a bug: say so in one line instead of a traceback
         click.echo(f"phi3v-data validate: internal error ({type(error).__name__}: {error}); please report it", err=True)

@@ -37,7 +37,7 @@ def leak_problems(files: Sequence[InputFile], shared: set[int]) -> Iterator[tupl
     first_use: dict[str, tuple[int, str, int]] = {}
     for position, file in enumerate(files):
         for line in iter_raw_lines(file.path):
-            record = parse_line(line.data).record if line.data.strip() else None
+            record = parse_line(line.data).record if line.data and not line.data.isspace() else None
             if record is None:
                 continue
             for relative in record.images:

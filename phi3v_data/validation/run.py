@@ -83,12 +83,13 @@ def validate(
                 progress(done, total_bytes)
         problems, files = merger.finish()
     kind = "sequence" if model_dir is not None else "image"
+    counted = merger.tokens if kind == "sequence" or merger.image_references else ()
     return ValidationReport(
         problems=tuple(problems),
         files=tuple(files),
         options=_options_summary(options, images_root, lengths_file),
         image_references=merger.image_references,
-        tokens=TokenStats.from_counts(kind, merger.tokens),
+        tokens=TokenStats.from_counts(kind, counted),
     )
 
 

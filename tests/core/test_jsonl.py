@@ -1,0 +1,27 @@
+"""Streaming JSONL: physical line numbers (BOM, CRLF and blank lines included), valid records only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from phi3v_data.jsonl import iter_raw_lines, iter_records
+
+VALID = b'{"id": "%s", "source": "s", "conversations": [{"user": "u", "assistant": "a"}]}'
+
+
+def test_raw_lines_are_numbered_physically_without_bom_or_line_ends(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + VALID % b"1" + b"\r\n\r\n" + VALID % b"2" + b"\n" + b"last")
+    lines = list(iter_raw_lines(path))
+    assert [(line.number, line.data, line.has_bom) for line in lines] == [
+        (1, VALID % b"1", True),
+        (2, b"", False),
+        (3, VALID % b"2", False),
+        (4, b"last", False),
+    ]
+
+
+def test_records_keep_their_line_numbers_and_skip_what_is_not_a_record(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b"\n".join([VALID % b"a", b"", b"{broken", VALID % b"b", b'{"id": 1}', b"[]"]) + b"\n")
+    assert [(number, record.id) for number, record in iter_records(path)] == [(1, "a"), (4, "b")]
