@@ -188,6 +188,7 @@ def encode_jpeg(image: Image.Image, quality: int = JPEG_QUALITY) -> bytes:
 
 
 def backend_named(name: str) -> VideoBackend:
+    """The backend registered as ``name``; a :class:`UsageError` listing the others if none."""
     try:
         return BACKEND_BY_NAME[name]
     except KeyError:
