@@ -1,0 +1,180 @@
+"""``phi3v-train eval``: generate each record's last answer and score it (exact match, ANLS).
+
+The prompt is the record as trained, cut where its last answer starts: earlier turns keep their
+answers, and the token ids come from the same prompt builder. Decoding is greedy and stops at
+``<|end|>`` or ``<|endoftext|>``. It runs its own loop, one full forward pass per new token, instead of
+``generate``: the public remote code cannot use a KV cache under transformers 5, and without one
+``generate`` feeds the same ``input_ids`` tensor again, whose image markers the model's first forward
+pass has already overwritten in place. References are ``meta.answers`` when the record has them (DocVQA
+keeps every annotator's answer there; for a record grouped by page, its last question's), else the last
+assistant text. Records are shared among processes when launched with several.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import torch
+
+from phi3v_data.atomic import atomic_write_bytes
+from phi3v_data.format import Record
+from phi3v_data.metrics import anls, exact_match, mean
+from phi3v_data.prompt import ANSWER_END, IGNORE_INDEX, SEQUENCE_END, PromptBuilder
+from phi3v_train.config import EvalConfig
+from phi3v_train.data import DatasetRecord, Phi3VCollator, RecordDataset, choose_split, drop_too_long, load_split, pad_batch
+from phi3v_train.datasets import open_dataset
+from phi3v_train.hardware import Hardware, resolve_numerics
+from phi3v_train.model import (
+    adapter_base_model,
+    is_adapter_dir,
+    load_processor,
+    load_trained,
+    model_default_attention,
+    pad_token_id,
+)
+
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """One record's generated answer and its scores."""
+
+    id: str
+    prediction: str
+    references: list[str]
+    exact_match: float
+    anls: float
+
+
+@dataclass(frozen=True, slots=True)
+class EvalReport:
+    """Scores over a split and where the predictions were written."""
+
+    split: str
+    records: int
+    exact_match: float
+    anls: float
+    predictions_file: Path
+    skipped_records: int = 0
+
+
+def reference_answers(record: Record) -> list[str]:
+    """The acceptable answers to the record's last turn."""
+    meta = record.meta or {}
+    answers = meta.get("answers")
+    questions = meta.get("questions")
+    if isinstance(questions, list) and len(questions) == len(record.conversations) and isinstance(questions[-1], dict):
+        answers = questions[-1].get("answers")
+    if isinstance(answers, list) and answers and all(isinstance(answer, str) for answer in answers):
+        return answers
+    return [record.conversations[-1].assistant]
+
+
+def prompt_length(labels: list[int]) -> int:
+    """Where the last answer starts: its labels are the final run of non-ignored positions."""
+    end = len(labels)
+    while end and labels[end - 1] != IGNORE_INDEX:
+        end -= 1
+    return end
+
+
+@torch.no_grad()
+def greedy_answer(model, batch: dict[str, torch.Tensor], stop_ids: set[int], max_new_tokens: int) -> list[int]:
+    """New token ids for a one-record batch, greedily, until a stop id or the limit."""
+    input_ids = batch["input_ids"]
+    generated: list[int] = []
+    for _ in range(max_new_tokens):
+        logits = model(
+            # A copy each step: the model overwrites the image markers of the ids it is given.
+            input_ids=input_ids.clone(),
+            attention_mask=torch.ones_like(input_ids),
+            pixel_values=batch.get("pixel_values"),
+            image_sizes=batch.get("image_sizes"),
+            use_cache=False,
+        ).logits
+        token = int(logits[0, -1].argmax())
+        if token in stop_ids:
+            break
+        generated.append(token)
+        input_ids = torch.cat([input_ids, input_ids.new_tensor([[token]])], dim=1)
+    return generated
+
+
+def run_evaluation(config: EvalConfig, echo: Echo | None = None) -> EvalReport | None:
+    """Score a trained model on a split; returns the report on the main process (None on the others)."""
+    from accelerate import PartialState
+    from accelerate.utils import gather_object
+
+    state = PartialState()
+    echo = echo or (lambda message: print(message, flush=True) if state.is_main_process else None)
+    hardware = Hardware.detect()
+    source = adapter_base_model(config.model, config.base_model) if is_adapter_dir(config.model) else str(config.model)
+    numerics = resolve_numerics(config.attn, config.precision, model_default_attention(source), hardware)
+    for note in numerics.notes:
+        echo(note)
+
+    builder = PromptBuilder.from_model_dir(config.model)
+    processor = load_processor(config.model)
+    manifest = open_dataset(config.data, config.validate_data)
+    split = choose_split(manifest, config.data, config.split, "--split")
+    records, skipped = drop_too_long(
+        load_split(config.data, manifest, split), builder, processor.image_processor.num_crops, config.max_length
+    )
+    if skipped:
+        echo(f"skipped {skipped} records longer than --max-length {config.max_length}")
+    records = records[: config.limit] if config.limit else records
+
+    model = load_trained(config.model, numerics, config.base_model).to(state.device).eval()
+    collator = Phi3VCollator(builder, processor.image_processor, pad_token_id(processor))
+    stop_ids = {builder.tokenizer.token_to_id(token) for token in (ANSWER_END.strip(), SEQUENCE_END)}
+    dataset = RecordDataset(records)
+    local = [
+        (index, _predict(model, collator, dataset[index], stop_ids, config.max_new_tokens, state.device, numerics.precision))
+        for index in range(state.process_index, len(dataset), state.num_processes)
+    ]
+    predictions = [prediction for _, prediction in sorted(gather_object(local), key=lambda pair: pair[0])]
+    if not state.is_main_process:
+        return None
+
+    output = config.predictions or config.model / f"predictions_{split}.jsonl"
+    atomic_write_bytes(output, b"".join(orjson.dumps(asdict(prediction)) + b"\n" for prediction in predictions))
+    report = EvalReport(
+        split,
+        len(predictions),
+        mean(prediction.exact_match for prediction in predictions),
+        mean(prediction.anls for prediction in predictions),
+        output,
+        skipped,
+    )
+    echo(
+        f"{split}: exact match {report.exact_match:.4f}, ANLS {report.anls:.4f} over {report.records} records; "
+        f"predictions in {output}"
+    )
+    return report
+
+
+def _predict(
+    model, collator: Phi3VCollator, example: dict[str, Any], stop_ids: set[int], max_new_tokens: int, device, precision: str
+) -> Prediction:
+    entry: DatasetRecord = example["entry"]
+    encoded = collator.encode(entry, example["images"])
+    cut = prompt_length(encoded["labels"])
+    prompt = {**encoded, "input_ids": encoded["input_ids"][:cut], "labels": encoded["labels"][:cut]}
+    batch = {key: value.to(device) for key, value in pad_batch([prompt], collator.pad_token_id).items() if key != "labels"}
+    with _autocast(device, precision):
+        tokens = greedy_answer(model, batch, stop_ids, max_new_tokens)
+    text = collator.builder.tokenizer.decode(tokens, skip_special_tokens=True)
+    references = reference_answers(entry.record)
+    return Prediction(entry.record.id, text.strip(), references, exact_match(text, references), anls(text, references))
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)

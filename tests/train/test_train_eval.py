@@ -1,0 +1,99 @@
+"""``phi3v-train eval``: prompts cut before the last answer, greedy answers, references, scores, predictions."""
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import MIXED_RECORDS, TINY_MODEL, step_losses, train_config, write_dataset
+from PIL import Image
+
+from phi3v_data.format import Record
+from phi3v_data.manifest import require_validated
+from phi3v_data.prompt import PromptBuilder
+from phi3v_train.cli import main
+from phi3v_train.data import Phi3VCollator, RecordDataset, load_split, pad_batch
+from phi3v_train.evaluate import greedy_answer, prompt_length, reference_answers
+from phi3v_train.hardware import Numerics
+from phi3v_train.model import load_model, load_processor, pad_token_id
+from phi3v_train.trainer import run_training
+
+RED_RECORD = {
+    "id": "red",
+    "source": "test",
+    "conversations": [{"images": ["red.jpg"], "user": "Is it red?", "assistant": "Yes."}],
+    "meta": {"answers": ["yes", "Yes, it is."]},
+}
+
+
+def record(data: dict) -> Record:
+    return Record.model_validate_json(json.dumps(data))
+
+
+def test_references_are_the_meta_answers_else_the_last_answer():
+    assert reference_answers(record(MIXED_RECORDS[3])) == ["1/8/93", "01/08/93"]
+    assert reference_answers(record(MIXED_RECORDS[1])) == ["Yes."]
+    grouped = {
+        **MIXED_RECORDS[1],
+        "meta": {"questions": [{"answers": ["green"]}, {"answers": ["yes", "sure"]}]},
+    }
+    assert reference_answers(record(grouped)) == ["yes", "sure"]
+    assert reference_answers(record({**MIXED_RECORDS[1], "meta": {"answers": "not a list"}})) == ["Yes."]
+
+
+def test_the_prompt_ends_where_the_last_answer_starts():
+    assert prompt_length([-100, -100, 5, 6, -100, -100, 7, 8, 9]) == 6
+    assert prompt_length([-100, -100]) == 2
+
+
+def test_greedy_answers_keep_the_image_markers_of_the_prompt(mixed_dataset):
+    processor = load_processor(TINY_MODEL, num_crops=1)
+    collator = Phi3VCollator(PromptBuilder.from_model_dir(TINY_MODEL), processor.image_processor, pad_token_id(processor))
+    item = RecordDataset(load_split(mixed_dataset, require_validated(mixed_dataset), "train"))[3]
+    encoded = collator.encode(item["entry"], item["images"])
+    cut = prompt_length(encoded["labels"])
+    batch = pad_batch([{**encoded, "input_ids": encoded["input_ids"][:cut], "labels": encoded["labels"][:cut]}], 32000)
+    model = load_model(str(TINY_MODEL), Numerics("eager", "fp32")).eval()
+    tokens = greedy_answer(model, batch, stop_ids=set(), max_new_tokens=3)
+    assert len(tokens) == 3
+    assert (batch["input_ids"] < 0).sum() == encoded["input_ids"].count(-1)  # still there for every step
+    # The first token is the model's choice for the prompt with its image.
+    with torch.no_grad():
+        logits = model(**{**batch, "input_ids": batch["input_ids"].clone(), "labels": None}).logits
+    assert tokens[0] == int(logits[0, -1].argmax())
+
+
+@pytest.mark.slow
+def test_a_model_that_learned_a_record_answers_it_exactly(tmp_path):
+    dataset = write_dataset(
+        tmp_path / "red", {"train": [RED_RECORD], "val": [{**RED_RECORD, "id": "red-val"}]}, {"red.jpg": Image.new("RGB", (64, 48), (220, 20, 20))}
+    )
+    config = train_config(tmp_path / "out", [dataset], mode="full", max_steps=30, learning_rate=1e-2)
+    losses = step_losses(run_training(config).log_history)
+    assert losses[30] < losses[1] / 3
+
+    result = CliRunner().invoke(main, ["eval", "--model", str(config.output_dir), "--data", str(dataset), "--max-new-tokens", "8"])
+    assert result.exit_code == 0, result.output
+    assert "val: exact match 1.0000, ANLS 1.0000 over 1 records" in result.output
+    predictions = [json.loads(line) for line in (config.output_dir / "predictions_val.jsonl").read_text().splitlines()]
+    assert predictions == [
+        {"id": "red-val", "prediction": "Yes.", "references": ["yes", "Yes, it is."], "exact_match": 1.0, "anls": 1.0}
+    ]
+
+
+@pytest.mark.slow
+def test_an_adapter_is_evaluated_on_its_base_model(mixed_dataset, tmp_path):
+    config = train_config(tmp_path / "out", [mixed_dataset], max_steps=1)
+    run_training(config)
+    predictions_file = tmp_path / "predictions.jsonl"
+    result = CliRunner().invoke(
+        main,
+        ["eval", "--model", str(config.output_dir), "--data", str(mixed_dataset), "--split", "train",
+         "--max-new-tokens", "2", "--predictions", str(predictions_file), "--limit", "3"],
+    )
+    assert result.exit_code == 0, result.output
+    predictions = [json.loads(line) for line in predictions_file.read_text().splitlines()]
+    assert [prediction["id"] for prediction in predictions] == ["two-images", "two-turns", "text-only"]
+    assert predictions[1]["references"] == ["Yes."]
+    assert all(0.0 <= prediction["anls"] <= 1.0 and prediction["exact_match"] in (0.0, 1.0) for prediction in predictions)
+    assert "train: exact match" in result.output and "over 3 records" in result.output
