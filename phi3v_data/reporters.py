@@ -108,7 +108,9 @@ class JunitReporter:
                 else:
                     ElementTree.SubElement(case, "system-out").text = _xml(f"warning: {problem.message}")
             if cases == 0:
-                ElementTree.SubElement(suite, "testcase", classname=_xml(summary.file), name=f"{summary.records} records")
+                ElementTree.SubElement(
+                    suite, "testcase", classname=_xml(summary.file), name=f"{summary.records} records"
+                )
                 cases = 1
             suite.set("tests", str(cases))
             suite.set("failures", str(failures))

@@ -37,7 +37,10 @@ def test_a_clean_dataset_exits_0_with_a_summary(tmp_path: Path) -> None:
 def test_errors_exit_1_and_warnings_only_with_strict(tmp_path: Path) -> None:
     errors = dataset(tmp_path / "errors", GOOD % "a", "{oops")
     assert invoke(errors).exit_code == 1
-    warnings = dataset(tmp_path / "warnings", '{"id": "a", "source": "s", "extra": 1, "conversations": [{"user": "u", "assistant": "a"}]}')
+    warnings = dataset(
+        tmp_path / "warnings",
+        '{"id": "a", "source": "s", "extra": 1, "conversations": [{"user": "u", "assistant": "a"}]}',
+    )
     assert invoke(warnings).exit_code == 0
     assert invoke(warnings, "--strict").exit_code == 1
 
@@ -90,7 +93,9 @@ def test_ci_formats(tmp_path: Path, output_format: str, start: str) -> None:
 
 def test_lengths_with_a_model(tmp_path: Path) -> None:
     lengths = tmp_path / "lengths.jsonl"
-    result = invoke(dataset(tmp_path / "d", GOOD % "a"), "--model", MODEL_DIR, "--lengths", lengths, "--max-length", "4096")
+    result = invoke(
+        dataset(tmp_path / "d", GOOD % "a"), "--model", MODEL_DIR, "--lengths", lengths, "--max-length", "4096"
+    )
     assert result.exit_code == 0, result.output
     (written,) = [json.loads(line) for line in lengths.read_text().splitlines()]
     assert written["id"] == "a" and written["line"] == 1 and written["tokens"] > 5

@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, NamedTuple
 
 from phi3v_data.jsonl import UTF8_BOM
 
@@ -43,7 +44,7 @@ def chunk_ranges(path: str | os.PathLike[str], chunk_bytes: int) -> Iterator[tup
             start = end
 
 
-def _line_end_after(file, position: int, size: int) -> int:  # type: ignore[no-untyped-def]
+def _line_end_after(file: BinaryIO, position: int, size: int) -> int:
     """The offset just past the first ``\\n`` at or after ``position - 1`` (the file's size if none)."""
     if position >= size:
         return size
@@ -55,8 +56,17 @@ def _line_end_after(file, position: int, size: int) -> int:  # type: ignore[no-u
     return size
 
 
-def read_chunk_lines(path: str, start: int, end: int) -> tuple[list[bytes], bool]:
-    """The chunk's physical lines without their ``\\n``, and whether it began with a byte-order mark."""
+class ChunkText(NamedTuple):
+    """A chunk's bytes (byte-order mark removed), its physical lines without their ``\\n``, and
+    whether it began with a byte-order mark."""
+
+    data: bytes
+    lines: list[bytes]
+    has_bom: bool
+
+
+def read_chunk(path: str, start: int, end: int) -> ChunkText:
+    """Read one chunk and split it into lines."""
     with open(path, "rb") as file:
         file.seek(start)
         data = file.read(end - start)
@@ -67,4 +77,4 @@ def read_chunk_lines(path: str, start: int, end: int) -> tuple[list[bytes], bool
     if lines and not lines[-1]:
         # The piece after the final newline is not a line: a chunk (or file) ends with its newline.
         lines.pop()
-    return lines, has_bom
+    return ChunkText(data, lines, has_bom)

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Literal, NamedTuple, get_args
 
 from phi3v_data.images import DEFAULT_MAX_PIXELS, ImageInfo, extension_mismatch, load_image, probe_image
-from phi3v_data.paths import path_fault, resolve_inside
+from phi3v_data.paths import path_fault
 from phi3v_data.validation.lines import Fault
+from phi3v_data.validation.resolver import RootResolver
 
 ImagesMode = Literal["decode", "header", "exists", "none"]
 IMAGES_MODES: tuple[str, ...] = get_args(ImagesMode)
@@ -43,16 +44,18 @@ class ImageChecker:
         self.mode = mode
         self.max_pixels = max_pixels
         self._check_file = functools.lru_cache(maxsize=_CACHE_SIZE)(self._check_file_uncached)
+        self._resolvers: dict[Path, RootResolver] = {}
 
     def check(self, root: Path, relative: str) -> ImageOutcome:
         """Check the image a record names as ``relative``; ``root`` is the resolved images root."""
         if self.mode == "none":
             fault = path_fault(relative)
             return ImageOutcome((Fault(fault.code, fault.message),) if fault else (), None)
-        resolved = resolve_inside(root, relative)
-        if not isinstance(resolved, Path):
+        resolver = self._resolvers.get(root) or self._resolvers.setdefault(root, RootResolver(root))
+        resolved = resolver.resolve(relative)
+        if not isinstance(resolved, str):
             return ImageOutcome((Fault(resolved.code, resolved.message),), None)
-        faults, size = self._check_file(str(resolved))
+        faults, size = self._check_file(resolved)
         # The cache keeps messages without the path as written, which may differ between records.
         return ImageOutcome(tuple(Fault(code, f"{relative!r}: {message}") for code, message in faults), size)
 
@@ -91,4 +94,3 @@ def _decode_failure(path: str) -> Fault | None:
     except Exception as error:  # noqa: BLE001
         return Fault("image-decode-failed", f"the pixels do not decode ({type(error).__name__}: {error})")
     return None
-

@@ -19,7 +19,7 @@ from phi3v_data.validation.lines import parse_line
 from phi3v_data.validation.worker import image_key
 
 
-def shared_keys(keys_per_file: Sequence[Sequence[array]]) -> set[int]:
+def shared_keys(keys_per_file: Sequence[Sequence[array[int]]]) -> set[int]:
     """The image keys that occur in more than one file."""
     import numpy  # only datasets of several files pay for the import
 

@@ -1,9 +1,9 @@
 """One JSONL line to a :class:`Record`, or the reasons it is not one.
 
-The common case (a valid record) costs one pass of pydantic's JSON parser. Everything else takes a
-slower path that decodes, parses and validates in steps, so each problem gets its own code and a
-message naming the field. The trainer reads lines with the same function, so a line the validator
-accepts is a line the trainer loads.
+The common case (a valid record without unknown fields) costs one pass of pydantic's JSON parser.
+Everything else takes a slower path that decodes, parses and validates in steps, so each problem
+gets its own code and a message naming the field. The trainer reads lines with the same function
+(:func:`phi3v_data.jsonl.iter_records`), so a line the validator accepts is a line the trainer loads.
 """
 
 from __future__ import annotations
@@ -57,19 +57,32 @@ class _NonFiniteNumber(ValueError):
 _validate_record_json = Record.__pydantic_validator__.validate_json
 
 
+def clean_record(data: bytes) -> Record | None:
+    """The line's record when it is valid and has nothing to warn about; None sends it to :func:`parse_line`.
+
+    The fast path: one pass of pydantic's JSON parser, no Python-level parsing.
+    """
+    try:
+        record: Record = _validate_record_json(data)
+    except ValidationError:
+        return None
+    if record.__pydantic_extra__:
+        return None
+    for turn in record.conversations:
+        if turn.__pydantic_extra__:
+            return None
+    # pydantic's parser accepts NaN and Infinity, which can only hide where any value is allowed.
+    if record.meta and _strict_json_error(data):
+        return None
+    return record
+
+
 def parse_line(data: bytes) -> ParsedLine:
     """Parse and schema-check one line (without its line end). Never raises for bad data."""
-    try:
-        record = _validate_record_json(data)
-    except ValidationError:
-        return _diagnose(data)
-    has_extras = record.__pydantic_extra__ or any(turn.__pydantic_extra__ for turn in record.conversations)
-    if not has_extras and not record.meta:
+    record = clean_record(data)
+    if record is not None:
         return ParsedLine(record, record.id)
-    # pydantic's parser accepts NaN and Infinity, which can only hide where any value is allowed.
-    if _strict_json_error(data):
-        return _diagnose(data)
-    return ParsedLine(record, record.id, tuple(_unknown_fields_of_record(record)))
+    return _diagnose(data)
 
 
 def _strict_json_error(data: bytes) -> str | None:
@@ -181,14 +194,6 @@ def field_path(location: tuple[int | str, ...]) -> str:
 def _schema_message(detail: Any) -> str:
     wording = _SCHEMA_MESSAGES.get(detail["type"]) or detail["msg"][:1].lower() + detail["msg"][1:]
     return f"{field_path(detail['loc'])} {wording}"
-
-
-def _unknown_fields_of_record(record: Record) -> Iterator[Fault]:
-    for name in record.model_extra or ():
-        yield _unknown(field_path((name,)))
-    for index, turn in enumerate(record.conversations):
-        for name in turn.model_extra or ():
-            yield _unknown(field_path(("conversations", index, name)))
 
 
 def _unknown_fields_of_object(value: dict[str, Any]) -> Iterator[Fault]:

@@ -34,7 +34,6 @@ def write_validated_manifest(dataset_dir: str | os.PathLike[str], report: Valida
         manifest = Manifest()
     files = [Path(summary.file) for summary in report.files]
     splits = {
-        name: split_entry(file, summary.records)
-        for name, file, summary in zip(split_names(files), files, report.files)
+        name: split_entry(file, summary.records) for name, file, summary in zip(split_names(files), files, report.files)
     }
     return write_manifest(folder, manifest.model_copy(update={"splits": splits, "validation": report.summary()}))

@@ -32,7 +32,7 @@ class _FileState:
     last_content_line: int = 0
     records: int = 0
     problems: list[Problem] = field(default_factory=list)
-    image_keys: list[array] = field(default_factory=list)
+    image_keys: list[array[int]] = field(default_factory=list)
 
 
 class Merger:
@@ -78,7 +78,9 @@ class Merger:
             if first != here:
                 where = f"{self._files[first >> _LINE_BITS].file.display_name}:{first & ((1 << _LINE_BITS) - 1)}"
                 message = f"id {record_id!r} is already used at {where}; ids must be unique across the dataset"
-                state.problems.append(Problem("id-duplicate", message, state.file.display_name, line + offset, record_id))
+                state.problems.append(
+                    Problem("id-duplicate", message, state.file.display_name, line + offset, record_id)
+                )
 
     def finish(self) -> tuple[list[Problem], list[FileSummary]]:
         """Run the checks that need whole files, then every problem sorted and each file's counts."""

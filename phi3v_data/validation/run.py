@@ -7,11 +7,12 @@ or one chunk, everything runs in this process.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
-from typing import IO, Any
+from pathlib import Path
+from typing import Any, Literal
 
 from phi3v_data.errors import UnreadableInputError, UsageError
 from phi3v_data.hd_crop import MAX_NUM_CROPS
@@ -61,7 +62,7 @@ def validate(
     if model_dir is not None:
         from phi3v_data.prompt import PromptBuilder
 
-        prompt_builder = PromptBuilder.from_model_dir(model_dir)  # fail here, before any work
+        prompt_builder = PromptBuilder.from_model_dir(Path(model_dir))  # fail here, before any work
     options = CheckOptions(
         images=images,
         max_pixels=max_pixels,
@@ -82,7 +83,7 @@ def validate(
             if progress is not None:
                 progress(done, total_bytes)
         problems, files = merger.finish()
-    kind = "sequence" if model_dir is not None else "image"
+    kind: Literal["sequence", "image"] = "sequence" if model_dir is not None else "image"
     counted = merger.tokens if kind == "sequence" or merger.image_references else ()
     return ValidationReport(
         problems=tuple(problems),
@@ -134,18 +135,16 @@ def _plan(datasets: list[Dataset], chunk_bytes: int) -> list[ChunkTask]:
     return tasks
 
 
-def _results(
-    tasks: list[ChunkTask], options: CheckOptions, workers: int, prompt_builder: Any
-) -> Iterator[ChunkResult]:
+def _results(tasks: list[ChunkTask], options: CheckOptions, workers: int, prompt_builder: Any) -> Iterator[ChunkResult]:
     """Each task's result, in task order."""
     if workers == 1 or len(tasks) < 2:
         checker = ChunkChecker(options, prompt_builder)
         yield from map(checker.check, tasks)
         return
-    # Processes, not threads: the checks are Python code, which holds the GIL.
-    context = multiprocessing.get_context()
-    with context.Pool(min(workers, len(tasks)), initializer=init_worker, initargs=(options,)) as pool:
-        yield from pool.imap(check_chunk, tasks)
+    # Processes, not threads: the checks are Python code, which holds the GIL. An executor rather than
+    # a multiprocessing.Pool: a worker killed (out of memory, say) fails the run instead of hanging it.
+    with ProcessPoolExecutor(min(workers, len(tasks)), initializer=init_worker, initargs=(options,)) as pool:
+        yield from pool.map(check_chunk, tasks)
 
 
 def _available_cores() -> int:
@@ -155,9 +154,7 @@ def _available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _options_summary(
-    options: CheckOptions, images_root: object, lengths_file: object
-) -> dict[str, Any]:
+def _options_summary(options: CheckOptions, images_root: object, lengths_file: object) -> dict[str, Any]:
     return {
         "images": options.images,
         "images_root": None if images_root is None else str(images_root),

@@ -25,7 +25,9 @@ def crafted_png(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 8)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 8)) + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize(
@@ -37,7 +39,9 @@ def crafted_png(width: int, height: int) -> bytes:
         ("rgba.png", Image.new("RGBA", (30, 20), (1, 2, 3, 4)), "PNG", "RGBA"),
     ],
 )
-def test_modes_the_loader_converts_are_valid(tmp_path: Path, name: str, image: Image.Image, image_format: str, mode: str) -> None:
+def test_modes_the_loader_converts_are_valid(
+    tmp_path: Path, name: str, image: Image.Image, image_format: str, mode: str
+) -> None:
     path = save(tmp_path / name, image, image_format)
     info = probe_image(path)
     assert info == ImageInfo(image_format, 30, 20, mode)

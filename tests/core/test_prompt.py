@@ -66,6 +66,6 @@ def test_count_is_the_length_of_the_encoding_and_grows_with_image_tokens(builder
 
 
 def test_a_folder_without_tokenizer_files_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ModelFilesError, match="tokenizer.json") as raised:
+    with pytest.raises(ModelFilesError, match=r"tokenizer\.json") as raised:
         PromptBuilder.from_model_dir(tmp_path)
     assert isinstance(raised.value, Phi3vDataError) and isinstance(raised.value, FileNotFoundError)

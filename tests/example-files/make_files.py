@@ -116,7 +116,7 @@ def negative_cases() -> None:
         b'{"id": "no-turns", "source": "s", "conversations": []}',
         b'{"id": 42, "source": "s", "conversations": [{"user": "x", "assistant": "y"}]}',
         b'{"id": "surrogate", "source": "s", "conversations": [{"user": "\\ud800", "assistant": "y"}]}',
-        b'{"id": "images-string", "source": "s", "conversations": [{"images": "a.jpg", "user": "x", "assistant": "y"}]}',
+        b'{"id": "images-string", "source": "s", "conversations": [{"images": "a", "user": "x", "assistant": "y"}]}',
         b'{"id": "blank-answer", "source": "s", "conversations": [{"user": "x", "assistant": "  "}]}',
         b'{"id": "infinity", "source": "s", "conversations": [{"user": "x", "assistant": "y"}], "meta": [Infinity]}',
         valid % b"ok-2",

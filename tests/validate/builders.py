@@ -11,15 +11,25 @@ from PIL import Image
 MODEL_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "phi35v"
 
 
-def record(record_id: str, *images: str, user: str = "What is shown?", assistant: str = "A test.", **extra: Any) -> dict:
+def record(
+    record_id: str, *images: str, user: str = "What is shown?", assistant: str = "A test.", **extra: Any
+) -> dict:
     """A valid record with one turn."""
-    return {"id": record_id, "source": "test", "conversations": [{"images": list(images), "user": user, "assistant": assistant}], **extra}
+    return {
+        "id": record_id,
+        "source": "test",
+        "conversations": [{"images": list(images), "user": user, "assistant": assistant}],
+        **extra,
+    }
 
 
 def write_jsonl(path: Path, *lines: dict | bytes | str) -> Path:
     """A JSONL file; dicts are dumped, bytes and str written as they are (one per line)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    encoded = [line if isinstance(line, bytes) else (line.encode() if isinstance(line, str) else json.dumps(line).encode()) for line in lines]
+    encoded = [
+        line if isinstance(line, bytes) else (line.encode() if isinstance(line, str) else json.dumps(line).encode())
+        for line in lines
+    ]
     path.write_bytes(b"".join(line + b"\n" for line in encoded))
     return path
 

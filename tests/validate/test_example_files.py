@@ -29,7 +29,9 @@ def found_problems(case: Path) -> tuple[list[tuple[str, int | None, str]], objec
     expected = json.loads((case / "expected.json").read_text(encoding="utf-8"))
     paths = [case / path for path in expected.get("paths", ["."])]
     report = validate(paths, workers=1, **expected.get("options", {}))
-    found = [(Path(problem.file).relative_to(case).as_posix(), problem.line, problem.code) for problem in report.problems]
+    found = [
+        (Path(problem.file).relative_to(case).as_posix(), problem.line, problem.code) for problem in report.problems
+    ]
     return found, report
 
 

@@ -30,12 +30,14 @@ json_values = st.recursive(
     max_leaves=12,
 )
 # Whitespace on which regex engines disagree (\x1c-\x1f, U+FEFF) included on purpose, alone too.
-texts = st.text(alphabet=string.printable + "éあ \u00a0\u2028\x1c\x1f\ufeff\x85", min_size=1, max_size=12) | st.sampled_from(
-    ["", " ", "\x1c", "\x1f ", "\ufeff", "\x85", "\u3000", "\u200b"]
-)
+texts = st.text(
+    alphabet=string.printable + "éあ \u00a0\u2028\x1c\x1f\ufeff\x85", min_size=1, max_size=12
+) | st.sampled_from(["", " ", "\x1c", "\x1f ", "\ufeff", "\x85", "\u3000", "\u200b"])
 turns = st.fixed_dictionaries(
     {"user": texts, "assistant": texts},
-    optional={"images": st.lists(st.sampled_from(["a.jpg", "sub/b.png", "../x.jpg", "/abs.jpg", "c\\d.jpg", ""]), max_size=3)},
+    optional={
+        "images": st.lists(st.sampled_from(["a.jpg", "sub/b.png", "../x.jpg", "/abs.jpg", "c\\d.jpg", ""]), max_size=3)
+    },
 )
 records = st.fixed_dictionaries(
     {"id": texts, "source": texts, "conversations": st.lists(turns, max_size=3)},
@@ -45,7 +47,7 @@ records = st.fixed_dictionaries(
 
 def mutations(value: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
     """A valid-looking record with one field deleted, retyped or added, at the top or in a turn."""
-    keys = sorted(value) + ["extra"]
+    keys = [*sorted(value), "extra"]
     top = st.sampled_from(keys).flatmap(
         lambda key: st.one_of(
             st.just({k: v for k, v in value.items() if k != key}),

@@ -15,7 +15,11 @@ REPORT = ValidationReport(
         Problem("schema-violation", "id must be a string", "data/train.jsonl", 3),
         Problem("field-unknown", "x,y: 50% odd\nsecond line", "data/train.jsonl", 7, "r7"),
     ),
-    files=(FileSummary("empty.jsonl", 0, 1, 0), FileSummary("data/train.jsonl", 9, 1, 1), FileSummary("clean.jsonl", 2, 0, 0)),
+    files=(
+        FileSummary("empty.jsonl", 0, 1, 0),
+        FileSummary("data/train.jsonl", 9, 1, 1),
+        FileSummary("clean.jsonl", 2, 0, 0),
+    ),
     options={"images": "none"},
     tokens=TokenStats("sequence", 9, 100, 1500, 2900, 3000),
 )
@@ -62,6 +66,8 @@ def test_junit_has_a_suite_per_file_and_fails_on_errors_or_on_warnings_when_stri
 
 
 def test_junit_replaces_characters_xml_cannot_carry() -> None:
-    report = ValidationReport((Problem("field-unknown", "bad \x00\x1b name", "a.jsonl", 1),), (FileSummary("a.jsonl", 1, 0, 1),), {})
+    report = ValidationReport(
+        (Problem("field-unknown", "bad \x00\x1b name", "a.jsonl", 1),), (FileSummary("a.jsonl", 1, 0, 1),), {}
+    )
     root = ElementTree.fromstring(REPORTER_BY_NAME["junit"].render(report))
     assert root.find(".//system-out").text == "warning: bad \ufffd\ufffd name"  # type: ignore[union-attr]

@@ -127,7 +127,9 @@ def test_images_root_overrides_the_images_folder(tmp_path: Path) -> None:
 def test_without_a_model_header_mode_reports_image_token_statistics(tmp_path: Path) -> None:
     write_image(tmp_path / "images" / "wide.jpg", (320, 240))
     write_image(tmp_path / "images" / "square.jpg", (50, 50))
-    path = write_jsonl(tmp_path / "d.jsonl", record("a", "wide.jpg"), record("b", "square.jpg", "wide.jpg"), record("c"))
+    path = write_jsonl(
+        tmp_path / "d.jsonl", record("a", "wide.jpg"), record("b", "square.jpg", "wide.jpg"), record("c")
+    )
     tokens = validate([path], num_crops=16, workers=1).tokens
     assert tokens is not None and tokens.kind == "image"
     wide, square = image_token_count(320, 240, 16), image_token_count(50, 50, 16)
@@ -147,7 +149,9 @@ def test_with_a_model_lengths_are_the_prompt_builders_counts(tmp_path: Path) -> 
 
     builder = PromptBuilder.from_model_dir(MODEL_DIR)
     expected = [
-        builder.count_tokens(Record.model_validate(value), [image_token_count(320, 240, 4)] * len(value["conversations"][0]["images"]))
+        builder.count_tokens(
+            Record.model_validate(value), [image_token_count(320, 240, 4)] * len(value["conversations"][0]["images"])
+        )
         for value in records
     ]
     written = [json.loads(line) for line in lengths.read_text().splitlines()]
@@ -195,7 +199,7 @@ def test_unusable_arguments_raise_before_any_work(tmp_path: Path, arguments: dic
 def test_missing_paths_and_folders_without_jsonl_are_errors(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundPhi3vDataError, match="does not exist"):
         validate([tmp_path / "absent.jsonl"])
-    with pytest.raises(InputLayoutError, match="no .jsonl file"):
+    with pytest.raises(InputLayoutError, match=r"no \.jsonl file"):
         validate([tmp_path])
 
 
@@ -212,3 +216,24 @@ def test_the_report_is_plain_json_and_strict_counts_warnings(tmp_path: Path) -> 
     ]  # fmt: skip
     assert "problems" not in report.summary() and report.summary()["counts"] == {"field-unknown": 1}
     assert (report.exit_code(), report.exit_code(strict=True)) == (0, 1)
+
+
+def test_image_and_token_checks_in_worker_processes_match_a_single_process(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    for name, size in (("a.jpg", (320, 240)), ("b.jpg", (30, 90))):
+        write_image(tmp_path / "images" / name, size)
+    lines = [record(f"r{index}", "a.jpg", "b.jpg" if index % 3 else "missing.jpg") for index in range(30)]
+    path = write_jsonl(tmp_path / "d.jsonl", *lines)
+    monkeypatch.setattr(run, "_IMAGE_CHUNK_BYTES", 500)
+    single = validate([path], model_dir=MODEL_DIR, max_length=1000, workers=1)
+    assert validate([path], model_dir=MODEL_DIR, max_length=1000, workers=2) == single
+    assert {problem.code for problem in single.problems} == {"image-missing", "sequence-too-long"}
+
+
+def test_progress_reaches_the_total_number_of_bytes(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(run, "_LINE_CHUNK_BYTES", 300)
+    path = write_jsonl(tmp_path / "d.jsonl", *(record(f"r{index}") for index in range(20)))
+    calls: list[tuple[int, int]] = []
+    validate([path], images="none", workers=1, progress=lambda done, total: calls.append((done, total)))
+    assert len(calls) > 3
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+    assert calls[-1] == (path.stat().st_size, path.stat().st_size)
