@@ -13,6 +13,7 @@ import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -75,9 +76,18 @@ def probe_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXE
     if not stat.S_ISREG(mode):
         return ImageFault("image-not-file", "not a regular file")
     try:
+        file = open(path, "rb")  # one open for both the header and the tail check
+    except OSError as error:
+        return ImageFault("image-unreadable", f"cannot open the file: {error.strerror}")
+    with file:
+        return _probe_file(file, max_pixels)
+
+
+def _probe_file(file: BinaryIO, max_pixels: int) -> ImageInfo | ImageFault:
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(file) as image:
                 info = ImageInfo(image.format or "", image.width, image.height, image.mode, _orientation(image))
     except Image.DecompressionBombError as error:
         # Pillow refuses these in Image.open whatever --max-pixels says, so the trainer could not load it.
@@ -97,7 +107,7 @@ def probe_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXE
             "image-too-large",
             f"{info.width}x{info.height} = {info.width * info.height} pixels is over the limit of {max_pixels}",
         )
-    missing_end = _missing_end_marker(path, info.format)
+    missing_end = _missing_end_marker(file, info.format)
     if missing_end:
         return ImageFault("image-truncated", f"the file ends before its {missing_end}: re-download or re-export it")
     return info
@@ -135,14 +145,13 @@ def _orientation(image: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def _missing_end_marker(path: str | os.PathLike[str], image_format: str) -> str | None:
+def _missing_end_marker(file: BinaryIO, image_format: str) -> str | None:
     """The name of the end marker the file lacks, or None when its tail looks complete."""
-    with open(path, "rb") as file:
-        size = file.seek(0, os.SEEK_END)
-        file.seek(max(0, size - _TAIL_BYTES))
-        tail = file.read()
-        file.seek(0)
-        head = file.read(16)
+    size = file.seek(0, os.SEEK_END)
+    file.seek(max(0, size - _TAIL_BYTES))
+    tail = file.read()
+    file.seek(0)
+    head = file.read(16)
     # Some writers pad files with zeros or append a few bytes after the end marker: both decode fine.
     trimmed = tail.rstrip(b"\x00")
     if image_format in ("JPEG", "MPO"):
