@@ -186,9 +186,14 @@ def pad_batch(encoded: list[dict[str, Any]], pad_token_id: int) -> dict[str, tor
     with_images = [item for item in encoded if "pixel_values" in item]
     if with_images:
         crops = max(item["pixel_values"].shape[1] for item in with_images)
-        batch["pixel_values"] = torch.cat([_pad_crops(item["pixel_values"], crops) for item in with_images])
-        batch["image_sizes"] = torch.cat([item["image_sizes"] for item in with_images])
+        batch["pixel_values"] = _concatenate([_pad_crops(item["pixel_values"], crops) for item in with_images])
+        batch["image_sizes"] = _concatenate([item["image_sizes"] for item in with_images])
     return batch
+
+
+def _concatenate(tensors: list[torch.Tensor]) -> torch.Tensor:
+    # A single record's pixels (tens of MB for 8 frames at 4 crops) need no copy.
+    return tensors[0] if len(tensors) == 1 else torch.cat(tensors)
 
 
 def _pad_crops(pixel_values: torch.Tensor, crops: int) -> torch.Tensor:

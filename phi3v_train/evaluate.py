@@ -20,6 +20,8 @@ from typing import Any
 
 import orjson
 import torch
+from accelerate import PartialState
+from accelerate.utils import gather_object
 
 from phi3v_data.atomic import atomic_write_bytes
 from phi3v_data.format import Record
@@ -27,7 +29,7 @@ from phi3v_data.metrics import anls, exact_match, mean
 from phi3v_data.prompt import ANSWER_END, IGNORE_INDEX, SEQUENCE_END, PromptBuilder
 from phi3v_train.config import EvalConfig
 from phi3v_train.data import DatasetRecord, Phi3VCollator, RecordDataset, choose_split, drop_too_long, load_split, pad_batch
-from phi3v_train.datasets import open_dataset
+from phi3v_train.validated import open_dataset
 from phi3v_train.hardware import Hardware, resolve_numerics
 from phi3v_train.model import (
     adapter_base_model,
@@ -108,12 +110,9 @@ def greedy_answer(model, batch: dict[str, torch.Tensor], stop_ids: set[int], max
 
 def run_evaluation(config: EvalConfig, echo: Echo | None = None) -> EvalReport | None:
     """Score a trained model on a split; returns the report on the main process (None on the others)."""
-    from accelerate import PartialState
-    from accelerate.utils import gather_object
-
-    state = PartialState()
-    echo = echo or (lambda message: print(message, flush=True) if state.is_main_process else None)
     hardware = Hardware.detect()
+    state = PartialState(cpu=not hardware.cuda)
+    echo = echo or (lambda message: print(message, flush=True) if state.is_main_process else None)
     source = adapter_base_model(config.model, config.base_model) if is_adapter_dir(config.model) else str(config.model)
     numerics = resolve_numerics(config.attn, config.precision, model_default_attention(source), hardware)
     for note in numerics.notes:

@@ -24,7 +24,10 @@ import json
 from pathlib import Path
 
 import torch
+from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
+from transformers import AutoModelForCausalLM, AutoProcessor, BitsAndBytesConfig, PretrainedConfig
+from transformers.utils import cached_file
 
 from phi3v_data.errors import ModelFilesError, UsageError
 from phi3v_train.config import TrainConfig
@@ -47,8 +50,6 @@ def model_files_dir(model: str) -> Path:
     folder = Path(model)
     if folder.is_dir():
         return folder
-    from transformers.utils import cached_file
-
     try:
         return Path(cached_file(model, TOKENIZER_FILE)).parent
     except OSError as error:
@@ -57,8 +58,6 @@ def model_files_dir(model: str) -> Path:
 
 def model_default_attention(model: str) -> str | None:
     """The attention implementation the model's config.json asks for, if any."""
-    from transformers import PretrainedConfig
-
     try:
         config, _ = PretrainedConfig.get_config_dict(model)
     except OSError as error:
@@ -68,8 +67,6 @@ def model_default_attention(model: str) -> str | None:
 
 def load_processor(model: str | Path, num_crops: int | None = None):
     """The model's processor; ``num_crops`` overrides the one it was saved with."""
-    from transformers import AutoProcessor
-
     options = {} if num_crops is None else {"num_crops": num_crops}
     return AutoProcessor.from_pretrained(str(model), trust_remote_code=True, **options)
 
@@ -82,8 +79,6 @@ def pad_token_id(processor) -> int:
 
 def load_model(model: str | Path, numerics: Numerics, quantize_4bit: bool = False, device_map=None):
     """``AutoModelForCausalLM`` with remote code, the chosen attention kernel, and no KV cache."""
-    from transformers import AutoModelForCausalLM
-
     options = {}
     if quantize_4bit:
         options["quantization_config"] = _nf4_config(numerics)
@@ -102,8 +97,6 @@ def load_model(model: str | Path, numerics: Numerics, quantize_4bit: bool = Fals
 
 
 def _nf4_config(numerics: Numerics):
-    from transformers import BitsAndBytesConfig
-
     # The cookbook computes in bf16 with flash-attention and fp16 otherwise; the CPU has fp32 only.
     compute_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[numerics.precision]
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute_dtype)
@@ -133,8 +126,6 @@ def trim_unused_vision_layers(model: nn.Module) -> None:
 
 def lora_config(rank: int, alpha_ratio: float, dropout: float, freeze_vision: bool):
     """The cookbook's LoRA configuration (``create_lora_config``)."""
-    from peft import LoraConfig
-
     targets = list(LANGUAGE_LORA_TARGETS) + ([] if freeze_vision else list(VISION_LORA_TARGETS))
     return LoraConfig(
         r=rank,
@@ -152,8 +143,6 @@ def prepare_for_mode(model: nn.Module, config: TrainConfig) -> nn.Module:
         return model
     if not config.uses_adapter:
         return model
-    from peft import get_peft_model
-
     trim_unused_vision_layers(model)
     adapted = get_peft_model(
         model, lora_config(config.lora_rank, config.lora_alpha_ratio, config.lora_dropout, config.freeze_vision)
@@ -184,8 +173,6 @@ def load_trained(folder: Path, numerics: Numerics, base_model: str | None = None
     """A training run's output for inference: the full model, or the base model with the adapter."""
     if not is_adapter_dir(folder):
         return load_model(folder, numerics)
-    from peft import PeftModel
-
     model = load_model(adapter_base_model(folder, base_model), numerics)
     trim_unused_vision_layers(model)
     return PeftModel.from_pretrained(model, str(folder))

@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
 from phi3v_data.errors import FileNotFoundPhi3vDataError, UsageError
 from phi3v_data.prompt import PromptBuilder
 from phi3v_train.config import TrainConfig, to_yaml
@@ -29,7 +33,7 @@ from phi3v_train.data import (
     drop_too_long,
     load_split,
 )
-from phi3v_train.datasets import open_dataset
+from phi3v_train.validated import open_dataset
 from phi3v_train.deepspeed import deepspeed_config, single_process_environment
 from phi3v_train.hardware import Hardware, Numerics, resolve_numerics
 from phi3v_train.model import (
@@ -144,8 +148,6 @@ def training_arguments(
     deepspeed: dict[str, Any] | str | None,
 ):
     """The Trainer's arguments: the cookbook's optimizer and schedule, plus checkpoints that resume."""
-    from transformers import TrainingArguments
-
     evaluating = config.eval_data is not None and config.eval_steps is not None
     return TrainingArguments(
         output_dir=str(config.output_dir),
@@ -169,7 +171,7 @@ def training_arguments(
         eval_strategy="steps" if evaluating else "no",
         eval_steps=config.eval_steps if evaluating else None,
         save_strategy="steps" if config.save_steps else "no",
-        save_steps=config.save_steps or 500,
+        **({"save_steps": config.save_steps} if config.save_steps else {}),
         save_total_limit=config.save_total_limit,
         bf16=numerics.precision == "bf16",
         fp16=numerics.precision == "fp16",
@@ -181,6 +183,8 @@ def training_arguments(
         deepspeed=deepspeed,
         dataloader_num_workers=config.dataloader_workers,
         dataloader_pin_memory=hardware.cuda,
+        # Without it, processes started by a launcher on a machine without a GPU do not form a DDP group.
+        use_cpu=not hardware.cuda,
         ddp_find_unused_parameters=find_unused,
     )
 
@@ -193,8 +197,6 @@ def resume_checkpoint(config: TrainConfig, echo: Echo) -> str | None:
         if not Path(config.resume).is_dir():
             raise FileNotFoundPhi3vDataError(f"--resume {config.resume}: no such checkpoint folder")
         return config.resume
-    from transformers.trainer_utils import get_last_checkpoint
-
     last = get_last_checkpoint(str(config.output_dir)) if config.output_dir.is_dir() else None
     echo(f"resuming from {last}" if last else f"no checkpoint in {config.output_dir} yet: starting from the beginning")
     return last
@@ -202,8 +204,6 @@ def resume_checkpoint(config: TrainConfig, echo: Echo) -> str | None:
 
 def peak_memory_bytes(hardware: Hardware) -> int:
     """Peak GPU memory allocated, or the process's peak resident memory on the CPU."""
-    import torch
-
     if hardware.cuda:
         return torch.cuda.max_memory_allocated()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -212,8 +212,6 @@ def peak_memory_bytes(hardware: Hardware) -> int:
 
 def run_training(config: TrainConfig, echo: Echo | None = None) -> TrainResult:
     """Train as ``config`` says and save the model (or adapter) and its processor to ``output_dir``."""
-    from transformers import PrinterCallback, Trainer, set_seed
-
     echo = echo or _print_on_main_process
     builder = PromptBuilder.from_model_dir(model_files_dir(config.model))
     data = prepare_data(config, builder)  # refuses unvalidated data before anything slow
@@ -258,7 +256,7 @@ def run_training(config: TrainConfig, echo: Echo | None = None) -> TrainResult:
         processing_class=processor,
     )
     trainer.remove_callback(PrinterCallback)
-    trainer.add_callback(_stdout_logger(echo))
+    trainer.add_callback(StdoutLogger(echo))
     trainer.train(resume_from_checkpoint=resume_checkpoint(config, echo))
     if data.eval:
         trainer.evaluate()
@@ -297,18 +295,16 @@ def _print_on_main_process(message: str) -> None:
         print(message, flush=True)
 
 
-def _stdout_logger(echo: Echo):
-    from transformers import TrainerCallback
+class StdoutLogger(TrainerCallback):
+    """One line per log event on the main process: step, loss, learning rate, gradient norm, evaluation loss."""
 
-    class StdoutLogger(TrainerCallback):
-        """One line per log event: step, loss, learning rate, gradient norm, evaluation loss."""
+    def __init__(self, echo: Echo):
+        self.echo = echo
 
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if state.is_world_process_zero and logs:
-                values = " | ".join(f"{key} {_format(value)}" for key, value in logs.items())
-                echo(f"step {state.global_step}/{state.max_steps} | {values}")
-
-    return StdoutLogger()
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs:
+            values = " | ".join(f"{key} {_format(value)}" for key, value in logs.items())
+            self.echo(f"step {state.global_step}/{state.max_steps} | {values}")
 
 
 def _format(value: Any) -> str:

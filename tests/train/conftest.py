@@ -1,4 +1,4 @@
-"""Datasets and settings for the trainer's tests: the tiny model, one thread, a few steps, num_crops 1.
+"""Datasets for the trainer's tests (runs use the tiny model, one thread, a few steps, num_crops 1).
 
 Two datasets: ``folder_dataset`` is made by ``phi3v-data convert folder`` from ``fixtures/folder/splits``
 (single-image classification records, train/val/test); ``mixed_dataset`` is written here with what the
@@ -8,78 +8,14 @@ record, an EXIF-rotated photo and answers in ``meta``.
 
 from __future__ import annotations
 
-import io
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+from train_fixtures import MIXED_RECORDS, REPO_ROOT, VAL_RECORD, rotated_jpeg, write_dataset
 
-from phi3v_data.manifest import Manifest, split_entry, write_manifest
-from phi3v_train.config import TrainConfig
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TINY_MODEL = REPO_ROOT / "fixtures" / "tiny-phi3v"
 FOLDER_FIXTURE = REPO_ROOT / "fixtures" / "folder" / "splits"
-EXIF_ORIENTATION = 0x0112
-
-MIXED_RECORDS: list[dict[str, Any]] = [
-    {
-        "id": "two-images",
-        "source": "test",
-        "conversations": [{"images": ["wide.jpg", "tall.png"], "user": "Which is wider?", "assistant": "The first."}],
-    },
-    {
-        "id": "two-turns",
-        "source": "test",
-        "conversations": [
-            {"images": ["rotated.jpg"], "user": "What colour?", "assistant": "Green."},
-            {"user": "Are you sure?", "assistant": "Yes."},
-        ],
-    },
-    {
-        "id": "text-only",
-        "source": "test",
-        "conversations": [{"user": "Say hello.", "assistant": "Hello."}],
-    },
-    {
-        "id": "tagged",
-        "source": "test",
-        "conversations": [{"images": ["wide.jpg"], "user": "Look: <|image_1|> What date?", "assistant": "1/8/93"}],
-        "meta": {"answers": ["1/8/93", "01/08/93"]},
-    },
-]
-
-VAL_RECORD = {**MIXED_RECORDS[3], "id": "tagged-val"}
-
-
-def write_dataset(folder: Path, splits: dict[str, list[dict[str, Any]]], images: dict[str, Image.Image | bytes]) -> Path:
-    """A dataset folder as the converters write it: ``test_<split>.jsonl``, ``images/`` and a manifest."""
-    (folder / "images").mkdir(parents=True, exist_ok=True)
-    for name, image in images.items():
-        target = folder / "images" / name
-        if isinstance(image, bytes):
-            target.write_bytes(image)
-        else:
-            image.save(target)
-    entries = {}
-    for split, records in splits.items():
-        path = folder / f"test_{split}.jsonl"
-        path.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
-        entries[split] = split_entry(path, len(records))
-    write_manifest(folder, Manifest(splits=entries))
-    return folder
-
-
-def rotated_jpeg(width: int, height: int, orientation: int) -> bytes:
-    """A JPEG stored ``width`` x ``height`` whose EXIF says to rotate it (6: 90 degrees clockwise)."""
-    exif = Image.Exif()
-    exif[EXIF_ORIENTATION] = orientation
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), (20, 200, 20)).save(buffer, format="JPEG", exif=exif.tobytes())
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="session")
@@ -106,29 +42,3 @@ def mixed_dataset(tmp_path_factory) -> Path:
     return write_dataset(
         tmp_path_factory.mktemp("mixed") / "dataset", {"train": MIXED_RECORDS, "val": [VAL_RECORD]}, images
     )
-
-
-def train_config(output_dir: Path, data: list[Path], **overrides: Any) -> TrainConfig:
-    """A run of a few steps on the tiny model that fits the CI budget."""
-    settings: dict[str, Any] = {
-        "data": data,
-        "model": str(TINY_MODEL),
-        "mode": "lora",
-        "output_dir": output_dir,
-        "num_crops": 1,
-        "batch_size": 1,
-        "micro_batch_size": 1,
-        "max_steps": 3,
-        "warmup_steps": 0,
-        "learning_rate": 1e-3,
-        "logging_steps": 1,
-        "lora_rank": 4,
-        "dataloader_workers": 0,
-        "deepspeed": "none",
-    }
-    return TrainConfig.model_validate(settings | overrides)
-
-
-def step_losses(log_history: list[dict[str, Any]]) -> dict[int, float]:
-    """The training loss logged at each step."""
-    return {entry["step"]: entry["loss"] for entry in log_history if "loss" in entry}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import MIXED_RECORDS, TINY_MODEL, train_config, write_dataset
+from train_fixtures import MIXED_RECORDS, TINY_MODEL, train_config, write_dataset
 from PIL import Image
 
 from phi3v_data.errors import UnvalidatedDatasetError, UsageError
@@ -28,7 +28,7 @@ from phi3v_train.data import (
     pad_batch,
     record_length,
 )
-from phi3v_train.datasets import open_dataset, split_name
+from phi3v_train.validated import open_dataset, split_name
 from phi3v_train.model import load_processor, pad_token_id
 from phi3v_train.trainer import gradient_accumulation_steps, needs_unused_parameter_search
 

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import MIXED_RECORDS, TINY_MODEL, step_losses, train_config, write_dataset
+from train_fixtures import MIXED_RECORDS, TINY_MODEL, step_losses, train_config, write_dataset
 from PIL import Image
 
 from phi3v_data.format import Record

@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TINY_MODEL, step_losses, train_config
+from train_fixtures import TINY_MODEL, step_losses, train_config
 from safetensors import safe_open
 
 from phi3v_data.manifest import require_validated

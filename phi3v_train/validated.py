@@ -11,6 +11,7 @@ from pathlib import Path
 
 from phi3v_data.errors import UnvalidatedDatasetError
 from phi3v_data.manifest import Manifest, require_validated, split_entry
+from phi3v_data.validation import validate
 
 _PROBLEMS_SHOWN = 3
 # What `phi3v-data convert` names its files: <source>_<split>.jsonl.
@@ -21,8 +22,6 @@ def open_dataset(folder: Path, validate_now: bool) -> Manifest:
     """The dataset's manifest; raises :class:`UnvalidatedDatasetError` naming the command to run."""
     if not validate_now:
         return require_validated(folder)
-    from phi3v_data.validation import validate
-
     report = validate([folder], images="header")
     if not report.ok:
         errors = [problem for problem in report.problems if problem.is_error]
