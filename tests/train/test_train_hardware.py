@@ -1,8 +1,13 @@
 """Attention and precision choices on every kind of machine, from a described (not detected) one."""
 
+from pathlib import Path
+
 import pytest
 
 from phi3v_train.hardware import Hardware, HardwareError, resolve_numerics
+from phi3v_train.model import model_default_attention
+
+REAL_MODEL_FILES = Path(__file__).resolve().parents[2] / "fixtures" / "phi35v"
 
 CPU = Hardware(cuda=False)
 A100 = Hardware(cuda=True, device_name="A100", capability=(8, 0), bf16=True, flash_attn_installed=True)
@@ -11,6 +16,7 @@ V100 = Hardware(cuda=True, device_name="V100", capability=(7, 0), bf16=False, fl
 
 
 def test_public_checkpoint_default_runs_flash_attention_in_bf16_where_it_can():
+    assert model_default_attention(str(REAL_MODEL_FILES)) == "flash_attention_2"
     numerics = resolve_numerics(None, None, "flash_attention_2", A100)
     assert (numerics.attn, numerics.precision, numerics.notes) == ("flash_attention_2", "bf16", [])
     assert numerics.load_dtype_name == "bfloat16"

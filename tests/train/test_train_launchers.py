@@ -11,6 +11,8 @@ import pytest
 import torch
 from train_fixtures import TINY_MODEL, step_losses, train_config
 
+from phi3v_data.errors import FileNotFoundPhi3vDataError
+from phi3v_train.deepspeed import ZERO2_CONFIG, deepspeed_config, single_process_environment
 from phi3v_train.trainer import run_training
 
 from phi3v_train.hardware import Numerics
@@ -23,6 +25,28 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def test_deepspeed_is_the_cookbooks_zero2_for_full_fine_tunes_unless_told_otherwise(tmp_path):
+    assert deepspeed_config("auto", full_fine_tune=True) is ZERO2_CONFIG
+    assert ZERO2_CONFIG["zero_optimization"]["stage"] == 2 and ZERO2_CONFIG["train_batch_size"] == "auto"
+    assert deepspeed_config("auto", full_fine_tune=False) is None
+    assert deepspeed_config("none", full_fine_tune=True) is None
+    own = tmp_path / "zero3.json"
+    own.write_text("{}")
+    assert deepspeed_config(str(own), full_fine_tune=False) == str(own)
+    with pytest.raises(FileNotFoundPhi3vDataError, match="no such file"):
+        deepspeed_config(str(tmp_path / "missing.json"), full_fine_tune=True)
+
+
+def test_a_run_without_a_launcher_gets_a_one_process_group(monkeypatch):
+    for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    environment = single_process_environment()
+    assert {key: environment[key] for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE")} == {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1"}
+    assert int(environment["MASTER_PORT"]) > 0
+    monkeypatch.setenv("RANK", "3")
+    assert single_process_environment() == {}
 
 
 @pytest.mark.slow

@@ -96,9 +96,12 @@ def test_lora_drops_only_the_clip_layers_that_never_reach_the_output(collator, m
 def test_lora_trains_adapters_only_and_the_saved_adapter_reloads_to_the_same_outputs(
     folder_dataset, mixed_dataset, collator, mixed_items, tmp_path
 ):
-    config = train_config(tmp_path / "out", [folder_dataset, mixed_dataset], max_steps=3, batch_size=2, micro_batch_size=2)
+    config = train_config(
+        tmp_path / "out", [folder_dataset, mixed_dataset], eval_data=mixed_dataset, max_steps=3, batch_size=2, micro_batch_size=2
+    )
     result = run_training(config)
     assert sorted(step_losses(result.log_history)) == [1, 2, 3]
+    assert [entry["step"] for entry in result.log_history if "eval_loss" in entry] == [3]  # the val split, at the end
     assert 0 < result.trainable_parameters < result.total_parameters
 
     original = dict(fresh_model().named_parameters())
