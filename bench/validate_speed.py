@@ -26,7 +26,6 @@ import resource
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -199,11 +198,10 @@ def main() -> None:
     args = parser.parse_args()
     records, memory_sizes, images = (20_000, [20_000, 100_000], 2_000) if args.quick else (
         200_000, [200_000, 1_000_000], 16_000)  # fmt: skip
-    print(
-        textwrap.dedent(f"""\
-        # phi3v-data validate benchmark
-        python {sys.version.split()[0]}, {os.cpu_count()} cores, {time.strftime("%Y-%m-%d %H:%M")}""")
-    )
+    print("# phi3v-data validate benchmark")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')}")
+    # Other work on the machine slows the wall times (and a busy second core hides the parallel speed-up).
+    print(f"load average before the run: {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory(prefix="phi3v-bench-") as temporary:
         folder = Path(temporary)
         bench_lines(folder, records, args.repeats)

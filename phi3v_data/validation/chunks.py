@@ -57,10 +57,8 @@ def _line_end_after(file: BinaryIO, position: int, size: int) -> int:
 
 
 class ChunkText(NamedTuple):
-    """A chunk's bytes (byte-order mark removed), its physical lines without their ``\\n``, and
-    whether it began with a byte-order mark."""
+    """A chunk's physical lines without their ``\\n``, and whether it began with a byte-order mark."""
 
-    data: bytes
     lines: list[bytes]
     has_bom: bool
 
@@ -77,4 +75,4 @@ def read_chunk(path: str, start: int, end: int) -> ChunkText:
     if lines and not lines[-1]:
         # The piece after the final newline is not a line: a chunk (or file) ends with its newline.
         lines.pop()
-    return ChunkText(data, lines, has_bom)
+    return ChunkText(lines, has_bom)

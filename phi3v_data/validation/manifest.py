@@ -14,7 +14,8 @@ from phi3v_data.errors import UnvalidatedDatasetError
 from phi3v_data.manifest import Manifest, read_manifest, split_entry, write_manifest
 from phi3v_data.validation.report import ValidationReport
 
-KNOWN_SPLITS = frozenset({"train", "val", "validation", "test", "dev"})
+# The split suffixes `phi3v-data convert` writes (<source>_<split>.jsonl), as the trainer reads them.
+KNOWN_SPLITS = frozenset({"train", "val", "test"})
 
 
 def split_names(files: list[Path]) -> list[str]:
