@@ -69,7 +69,12 @@ class ValidateArgs:
     help="Largest image (width x height) accepted; bigger ones are reported as decompression bombs.",
 )
 @click.option(
-    "--format", "output_format", type=click.Choice(sorted(REPORTER_BY_NAME)), default="text", show_default=True
+    "--format",
+    "output_format",
+    type=click.Choice(sorted(REPORTER_BY_NAME)),
+    default="text",
+    show_default=True,
+    help="text for people; json; github (workflow annotations); junit (XML for CI test tabs).",
 )
 @click.option("--output", type=click.Path(path_type=Path, dir_okay=False), help="Write the report here, not stdout.")
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
@@ -78,7 +83,13 @@ class ValidateArgs:
     type=click.Path(path_type=Path, file_okay=False, exists=True),
     help="Folder with the model's tokenizer files: count every record's tokens (reads image headers).",
 )
-@click.option("--num-crops", type=click.IntRange(1, MAX_NUM_CROPS), default=4, show_default=True)
+@click.option(
+    "--num-crops",
+    type=click.IntRange(1, MAX_NUM_CROPS),
+    default=4,
+    show_default=True,
+    help="The processor's num_crops: how many 336-pixel crops an image may be cut into.",
+)
 @click.option("--max-length", type=click.IntRange(min=1), help="Flag records longer than this (needs --model).")
 @click.option(
     "--lengths",

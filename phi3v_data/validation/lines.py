@@ -117,7 +117,8 @@ def _diagnose(data: bytes) -> ParsedLine:
     complaint = _strict_json_error(data)
     if complaint:
         return _fault("line-invalid-json", _explain(value, complaint))
-    record_id = value.get("id") if isinstance(value.get("id"), str) and value.get("id") else None
+    given_id = value.get("id")
+    record_id = given_id if isinstance(given_id, str) and given_id else None  # kept for the duplicate check
     faults = list(_unknown_fields_of_object(value))
     try:
         record = Record.model_validate(value)
