@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 from typing import Literal
 
@@ -152,37 +151,14 @@ def test_an_option_named_like_a_common_one_is_refused() -> None:
         option_params(Clashing)
 
 
-PLUGIN = textwrap.dedent(
-    '''
-    from pathlib import Path
-    from typing import ClassVar
-
-    from phi3v_data.converters.base import ConverterOptions, ImageFile, Item, ItemResult, Plan
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-    class ShapesOptions(ConverterOptions):
-        answer: str = "a square"
-        """What the assistant says."""
-
-
-    class ShapesConverter:
-        """One record per PNG under <root>/*.png."""
-
-        name: ClassVar[str] = "shapes"
-        summary: ClassVar[str] = "demo plugin: PNG shapes"
-        Options: ClassVar[type[ConverterOptions]] = ShapesOptions
-
-        def plan(self, input_dir: Path, options: ShapesOptions) -> Plan:
-            paths = sorted(path.name for path in input_dir.glob("*.png"))
-            return Plan(items=[Item(key=name, split="train", index=i, payload={}) for i, name in enumerate(paths)])
-
-        def convert_item(self, item: Item, input_dir: Path, options: ShapesOptions) -> ItemResult:
-            image = ImageFile(f"train/{item.key}", (input_dir / item.key).read_bytes())
-            record = {"id": f"train-{item.index:010d}", "source": "shapes",
-                      "conversations": [{"images": [image.relative_path], "user": "Which shape?", "assistant": options.answer}]}
-            return ItemResult(records=[record], images=[image])
-    '''
-)
+def readme_plugin() -> str:
+    """The plugin example of the README, so the documented code is the code that is tested."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index("```python\n# shapes_plugin.py\n") + len("```python\n")
+    return text[start : text.index("```", start)]
 
 
 def install_plugin(site: Path, name: str, target: str) -> None:
@@ -198,14 +174,14 @@ def test_a_third_party_source_registered_by_entry_point_converts(
 ) -> None:
     site = tmp_path / "site"
     site.mkdir()
-    (site / "shapes_plugin.py").write_text(PLUGIN)
+    (site / "shapes_plugin.py").write_text(readme_plugin())
     install_plugin(site, "shapes_plugin", "shapes = shapes_plugin:ShapesConverter")
     monkeypatch.syspath_prepend(str(site))
     raw = tmp_path / "raw"
     raw.mkdir()
     (raw / "square.png").write_bytes((FIXTURES / "folder" / "splits" / "train" / "dog" / "c.png").read_bytes())
 
-    assert "shapes          demo plugin: PNG shapes" in run("--list").output
+    assert "shapes          PNG shapes, one record each" in run("--list").output
     assert "What the assistant says." in run("shapes", "--help").output
     result = run("shapes", "--input", str(raw), "--out", str(tmp_path / "out"), "--answer", "a square it is")
     assert result.exit_code == 0, result.output
