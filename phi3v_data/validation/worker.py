@@ -9,25 +9,22 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
-import re
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from phi3v_data.codes import ProblemCode
-from phi3v_data.format import Record
 from phi3v_data.hd_crop import image_token_count
 from phi3v_data.placeholders import placeholder_faults
 from phi3v_data.problems import Problem
 from phi3v_data.validation.chunks import ChunkTask, read_chunk
 from phi3v_data.validation.image_checks import ImageChecker, ImagesMode
-from phi3v_data.validation.lines import Fault, clean_record, parse_line
+from phi3v_data.validation.lines import Fault, parse_line
+from phi3v_data.validation.plain import TAG_START, plain_record
 
 if TYPE_CHECKING:  # the tokenizer and jinja2 load only when a model is given
     from phi3v_data.prompt import PromptBuilder
-
-_TAG_START = "<|image_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +80,10 @@ class ChunkChecker:
         report = _Reporter(task.display_name, result.problems)
         if chunk.has_bom:
             report(1, None, Fault("file-bom", "the file starts with a UTF-8 byte-order mark; it is skipped"))
-        # The loop runs once per record: locals instead of attribute look-ups.
-        add_id, add_id_line, check_record = result.ids.append, result.id_lines.append, self._check_record
+        # The loop runs once per record: locals instead of attribute look-ups. Token counts need the
+        # Record itself, so with a model every line takes the careful path.
+        add_id, add_id_line, check_images = result.ids.append, result.id_lines.append, self._check_images
+        quick = plain_record if self.prompt_builder is None else _unsure
         records = last_content_line = 0
         for number, data in enumerate(chunk.lines, start=1):
             if not data or data.isspace():
@@ -92,46 +91,37 @@ class ChunkChecker:
                 continue
             records += 1
             last_content_line = number
-            record = clean_record(data)
-            if record is None:  # not valid, or valid with warnings: the careful path says why
-                record, record_id, faults = parse_line(data)
-                for fault in faults:
-                    report(number, record_id, fault)
-            else:
-                record_id = record.id
-            if record_id is not None:
-                add_id(record_id)
-                add_id_line(number)
-            if record is not None:
-                check_record(task, record, number, result, report)
+            plain = quick(data)
+            if plain is None:
+                self._check_carefully(task, data, number, result, report)
+                continue
+            record_id, images = plain
+            add_id(record_id)
+            add_id_line(number)
+            check_images(task, record_id, images, number, result, report, paths_vetted=True)
         result.records, result.last_content_line = records, last_content_line
         return result
 
-    def _check_record(
-        self, task: ChunkTask, record: Record, number: int, result: ChunkResult, report: _Reporter
+    def _check_carefully(
+        self, task: ChunkTask, data: bytes, number: int, result: ChunkResult, report: _Reporter
     ) -> None:
-        turns = record.conversations
-        images = turns[0].images if len(turns) == 1 else [path for turn in turns for path in turn.images]
-        for turn in turns:
-            if _TAG_START in turn.user or _TAG_START in turn.assistant:
+        """The checks of a line the fast path was unsure of, from pydantic's Record."""
+        record, record_id, faults = parse_line(data)
+        for fault in faults:
+            report(number, record_id, fault)
+        if record_id is not None:
+            result.ids.append(record_id)
+            result.id_lines.append(number)
+        if record is None:
+            return
+        for turn in record.conversations:
+            if TAG_START in turn.user or TAG_START in turn.assistant:
                 # The full placeholder rules only for the records that use tags.
                 for fault in placeholder_faults(record):
                     report(number, record.id, fault)
                 break
-        result.image_references += len(images)
-        if task.track_images:
-            result.image_keys.extend(map(image_key, images))
-        if self._paths_only:
-            if _may_break_path_rules(images):
-                self._image_sizes(task.images_root, images, number, record.id, report)
-            return
-        sizes = self._image_sizes(task.images_root, images, number, record.id, report)
-        if sizes is None:
-            return
-        image_tokens = [image_token_count(width, height, self.options.num_crops) for width, height in sizes]
-        if self.prompt_builder is None:
-            if self._count_images:
-                result.tokens.append(sum(image_tokens))
+        image_tokens = self._check_images(task, record.id, record.images, number, result, report, paths_vetted=False)
+        if self.prompt_builder is None or image_tokens is None:
             return
         tokens = self.prompt_builder.count_tokens(record, image_tokens)
         result.tokens.append(tokens)
@@ -139,6 +129,35 @@ class ChunkChecker:
             result.lengths.append((number, record.id, tokens))
         if self.options.max_length is not None and tokens > self.options.max_length:
             report(number, record.id, _too_long(tokens, sum(image_tokens), self.options.max_length))
+
+    def _check_images(
+        self,
+        task: ChunkTask,
+        record_id: str,
+        images: list[str],
+        number: int,
+        result: ChunkResult,
+        report: _Reporter,
+        paths_vetted: bool,
+    ) -> list[int] | None:
+        """Check a valid record's images; each one's image tokens when a model needs them and all were read.
+
+        ``paths_vetted`` says the fast path already found every path plainly within the path rules.
+        """
+        result.image_references += len(images)
+        if task.track_images:
+            result.image_keys.extend(map(image_key, images))
+        if self._paths_only:
+            if not paths_vetted:
+                self._image_sizes(task.images_root, images, number, record_id, report)
+            return None
+        sizes = self._image_sizes(task.images_root, images, number, record_id, report)
+        if sizes is None:
+            return None
+        image_tokens = [image_token_count(width, height, self.options.num_crops) for width, height in sizes]
+        if self.prompt_builder is None and self._count_images:
+            result.tokens.append(sum(image_tokens))
+        return image_tokens
 
     def _image_sizes(
         self, root: Path, images: list[str], number: int, record_id: str, report: _Reporter
@@ -162,16 +181,9 @@ def image_key(relative: str) -> int:
     return int.from_bytes(digest, "little")
 
 
-# Literal patterns: the regex engine jumps between occurrences of their first character, which beats
-# `in` for two-character needles (this screen runs once per record in --images none mode).
-_DOUBLE_DOT = re.compile(r"\.\.").search
-_LEADING_SLASH = re.compile(r"\n/").search
-
-
-def _may_break_path_rules(images: list[str]) -> bool:
-    """A quick screen over all of a record's paths: False means none can break a path rule."""
-    joined = "\n" + "\n".join(images)
-    return "\\" in joined or ":" in joined or bool(_DOUBLE_DOT(joined) or _LEADING_SLASH(joined))
+def _unsure(data: bytes) -> None:
+    """The fast path switched off: every line is parsed carefully."""
+    return None
 
 
 def _too_long(tokens: int, image_tokens: int, max_length: int) -> Fault:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import string
 import sys
 import tempfile
 from pathlib import Path
@@ -15,6 +14,7 @@ import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strategies import candidate_records, json_values
 
 from phi3v_data import validate
 from phi3v_data.validation.lines import _diagnose, parse_line
@@ -23,47 +23,6 @@ from phi3v_data.validation.lines import _diagnose, parse_line
 FILE_CODES = {"file-empty"}
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schema" / "record.schema.json").read_text())
 PROPERTY_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
-    max_leaves=12,
-)
-# Whitespace on which regex engines disagree (\x1c-\x1f, U+FEFF) included on purpose, alone too.
-texts = st.text(
-    alphabet=string.printable + "éあ \u00a0\u2028\x1c\x1f\ufeff\x85", min_size=1, max_size=12
-) | st.sampled_from(["", " ", "\x1c", "\x1f ", "\ufeff", "\x85", "\u3000", "\u200b"])
-turns = st.fixed_dictionaries(
-    {"user": texts, "assistant": texts},
-    optional={
-        "images": st.lists(st.sampled_from(["a.jpg", "sub/b.png", "../x.jpg", "/abs.jpg", "c\\d.jpg", ""]), max_size=3)
-    },
-)
-records = st.fixed_dictionaries(
-    {"id": texts, "source": texts, "conversations": st.lists(turns, max_size=3)},
-    optional={"meta": st.none() | st.dictionaries(st.text(max_size=4), json_values, max_size=3)},
-)
-
-
-def mutations(value: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
-    """A valid-looking record with one field deleted, retyped or added, at the top or in a turn."""
-    keys = [*sorted(value), "extra"]
-    top = st.sampled_from(keys).flatmap(
-        lambda key: st.one_of(
-            st.just({k: v for k, v in value.items() if k != key}),
-            json_values.map(lambda new: {**value, key: new}),
-        )
-    )
-    if not value["conversations"]:
-        return top
-    in_turn = st.tuples(st.sampled_from(["images", "user", "assistant", "x"]), json_values).map(
-        lambda change: {**value, "conversations": [{**value["conversations"][0], change[0]: change[1]}]}
-    )
-    return st.one_of(top, in_turn)
-
-
-# Records as generated (often valid) and with one field broken.
-candidate_records = records | records.flatmap(mutations)
 
 
 def check_report(path: Path, physical_lines: int) -> None:
