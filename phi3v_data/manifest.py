@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,9 @@ from phi3v_data.errors import UnvalidatedDatasetError
 from phi3v_data.format import FORMAT_VERSION
 
 MANIFEST_NAME = "manifest.json"
+KNOWN_SPLITS = frozenset({"train", "val", "test"})
+# Image checks that open the files: a manifest certifies a dataset only after one of them.
+CERTIFYING_IMAGE_MODES = frozenset({"header", "decode"})
 _HASH_BLOCK = 1 << 20
 
 
@@ -73,6 +77,18 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def split_names(files: Sequence[Path]) -> dict[str, Path]:
+    """The split name of each JSONL file of one dataset folder, as the manifest lists them.
+
+    ``ucf101_train.jsonl`` is ``train`` when every file ends in a distinct ``_train``/``_val``/``_test``;
+    otherwise every file is named by its stem, which is unique within a folder, so no file is lost.
+    """
+    suffixes = [file.stem.rsplit("_", 1)[-1] for file in files]
+    if len(set(suffixes)) == len(suffixes) and KNOWN_SPLITS.issuperset(suffixes):
+        return dict(zip(suffixes, files))
+    return {file.stem: file for file in files}
+
+
 def split_entry(path: Path, records: int) -> SplitEntry:
     """A manifest entry for a finished JSONL file."""
     return SplitEntry(file=path.name, records=records, sha256=sha256_file(path))
@@ -119,10 +135,17 @@ def manifest_mismatches(dataset_dir: str | os.PathLike[str], manifest: Manifest)
 def require_validated(dataset_dir: str | os.PathLike[str]) -> Manifest:
     """The manifest of a dataset whose files match it; raises with the command to run otherwise."""
     manifest = read_manifest(dataset_dir)
+    command = f"`phi3v-data validate {dataset_dir} --write-manifest` (or pass --validate to the trainer)"
+    validation = manifest.validation or {}
+    images_mode = (validation.get("options") or {}).get("images")
+    if not validation.get("ok") or images_mode not in CERTIFYING_IMAGE_MODES:
+        raise UnvalidatedDatasetError(
+            f"{dataset_dir}/{MANIFEST_NAME} does not record a passing validation that opened the images "
+            f"(images checked: {images_mode or 'never'}). Validate it with {command}"
+        )
     mismatches = manifest_mismatches(dataset_dir, manifest)
     if mismatches:
         raise UnvalidatedDatasetError(
-            f"{dataset_dir} does not match its {MANIFEST_NAME}: {'; '.join(mismatches)}. Validate it again with "
-            f"`phi3v-data validate {dataset_dir} --write-manifest` (or pass --validate to the trainer)"
+            f"{dataset_dir} does not match its {MANIFEST_NAME}: {'; '.join(mismatches)}. Validate it again with {command}"
         )
     return manifest

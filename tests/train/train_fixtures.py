@@ -9,7 +9,8 @@ from typing import Any
 
 from PIL import Image
 
-from phi3v_data.manifest import Manifest, split_entry, write_manifest
+from phi3v_data.validation import validate
+from phi3v_data.validation.manifest import write_validated_manifest
 from phi3v_train.config import TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -55,12 +56,13 @@ def write_dataset(folder: Path, splits: dict[str, list[dict[str, Any]]], images:
             target.write_bytes(image)
         else:
             image.save(target)
-    entries = {}
     for split, records in splits.items():
         path = folder / f"test_{split}.jsonl"
         path.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
-        entries[split] = split_entry(path, len(records))
-    write_manifest(folder, Manifest(splits=entries))
+    # Certified the way a user certifies a hand-made dataset: `phi3v-data validate DIR --write-manifest`.
+    report = validate([folder], workers=1)
+    assert report.ok, report.to_dict()["problems"]
+    write_validated_manifest(folder, report)
     return folder
 
 
