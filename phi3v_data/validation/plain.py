@@ -14,12 +14,6 @@ import re
 
 from orjson import JSONDecodeError, loads
 
-# The fields of Record and Turn (a test checks them against the models).
-RECORD_FIELDS = frozenset({"id", "source", "conversations", "meta"})
-TURN_FIELDS = frozenset({"images", "user", "assistant"})
-_RECORD_KEYS = RECORD_FIELDS - {"meta"}
-_TURN_KEYS_WITHOUT_IMAGES = TURN_FIELDS - {"images"}
-
 # Texts with a tag go to the careful path, whose Record the placeholder rules read.
 TAG_START = "<|image_"
 
@@ -42,11 +36,16 @@ def plain_record(data: bytes) -> tuple[str, list[str]] | None:
         return None
     if type(value) is not dict:
         return None
-    keys = value.keys()
-    if keys != _RECORD_KEYS and not (keys == RECORD_FIELDS and value["meta"] in (None, {})):
+    # The fields of Record (a test checks them against the model): with these three present, the
+    # size tells whether there is anything else. Cheaper than comparing key sets.
+    try:
+        record_id, source, turns = value["id"], value["source"], value["conversations"]
+    except KeyError:
         return None
-    record_id, turns = value["id"], value["conversations"]
-    if not (_plain_text(record_id) and _plain_text(value["source"])) or type(turns) is not list or not turns:
+    size = len(value)
+    if size != 3 and not (size == 4 and "meta" in value and value["meta"] in (None, {})):
+        return None
+    if not (_plain_text(record_id) and _plain_text(source)) or type(turns) is not list or not turns:
         return None
     if len(turns) == 1:  # the usual case, without building a new list
         images = _plain_turn_images(turns[0])
@@ -71,16 +70,17 @@ def _plain_turn_images(turn: object) -> list[str] | None:
     """The images of a plainly valid, tag-free turn (not yet checked to be strings); None when unsure."""
     if type(turn) is not dict:
         return None
-    keys = turn.keys()
-    if keys == TURN_FIELDS:
-        images = turn["images"]
-        if type(images) is not list:
-            return None
-    elif keys == _TURN_KEYS_WITHOUT_IMAGES:
+    # The fields of Turn, as for the record above.
+    try:
+        user, assistant = turn["user"], turn["assistant"]
+    except KeyError:
+        return None
+    if len(turn) == 2:
         images = []
     else:
-        return None
-    user, assistant = turn["user"], turn["assistant"]
+        images = turn.get("images")
+        if len(turn) != 3 or type(images) is not list:
+            return None
     if not (_plain_text(user) and _plain_text(assistant)) or TAG_START in user or TAG_START in assistant:
         return None
     return images
