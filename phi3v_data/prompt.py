@@ -7,7 +7,9 @@ template; the prompt is split on ``<|image_k|>`` tags; every text chunk is token
 with special tokens (so each starts with ``<s>``); each tag becomes a run of ``-k`` ids as long as
 that image's HD-crop token count. Answers are tokenized without special tokens and followed by
 ``<|end|>\\n``, the last one also by ``<|endoftext|>`` (the cookbook's training target). Only
-answer tokens carry labels; everything else is ``-100``.
+answer tokens carry labels; everything else is ``-100``. In a multi-turn record a later turn's prompt
+continues the sequence without a new ``<s>``, as when the real processor reads a whole conversation:
+``<s>`` starts the sequence and follows each image, nothing else.
 
 A single-turn record with one 320x240 image at ``num_crops=4``::
 
@@ -25,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from jinja2 import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tokenizers import Tokenizer
 
@@ -53,8 +56,12 @@ class PromptBuilder:
 
     def __init__(self, tokenizer: Tokenizer, chat_template: str, special_tokens: dict[str, str] | None = None):
         self.tokenizer = tokenizer
-        self._template = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(chat_template)
+        # The environment transformers renders chat templates in, with the helper templates may call.
+        environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        environment.globals["raise_exception"] = _raise_template_error
+        self._template = environment.from_string(chat_template)
         self._special_tokens = special_tokens or {}
+        self._sequence_start = tokenizer.encode("", add_special_tokens=True).ids
 
     @classmethod
     def from_model_dir(cls, model_dir: str | Path) -> PromptBuilder:
@@ -67,12 +74,19 @@ class PromptBuilder:
                 f"{folder} lacks tokenizer.json or tokenizer_config.json: point --model at a folder holding "
                 "the model's tokenizer files (a downloaded Phi-3.5-vision-instruct, or fixtures/tiny-phi3v)"
             )
-        config = json.loads(config_file.read_text(encoding="utf-8"))
-        template = config.get("chat_template") or _separate_chat_template(folder)
-        if not template:
+        try:
+            config = json.loads(config_file.read_text(encoding="utf-8"))
+            template = config.get("chat_template") or _separate_chat_template(folder)
+            special = {key: value for key, value in config.items() if key.endswith("_token") and isinstance(value, str)}
+            builder = cls(Tokenizer.from_file(str(tokenizer_file)), template, special) if template else None
+        except Exception as error:  # tokenizers raises a bare Exception; json, jinja2 and the file system their own
+            raise ModelFilesError(
+                f"the tokenizer files in {folder} cannot be loaded ({type(error).__name__}: {error}); "
+                "re-download them or point --model at another folder"
+            ) from None
+        if builder is None:
             raise ModelFilesError(f"{folder} has no chat template (tokenizer_config.json, chat_template.jinja)")
-        special = {key: value for key, value in config.items() if key.endswith("_token") and isinstance(value, str)}
-        return cls(Tokenizer.from_file(str(tokenizer_file)), template, special)
+        return builder
 
     def user_prompt(self, content: str) -> str:
         """The chat template applied to one user message, with the assistant's generation prompt."""
@@ -101,9 +115,11 @@ class PromptBuilder:
         answer_ids = self.tokenizer.encode_batch(self.answers(record), add_special_tokens=False)
         input_ids: list[int] = []
         labels: list[int] = []
-        for prompt, chunks, answer in zip(prompts, chunks_per_prompt, answer_ids):
+        for turn, (prompt, answer) in enumerate(zip(prompts, answer_ids)):
             numbers = [int(number) for number in IMAGE_TAG.findall(prompt)]
             prompt_ids = list(next(chunk_ids))
+            if turn and prompt_ids[: len(self._sequence_start)] == self._sequence_start:
+                del prompt_ids[: len(self._sequence_start)]
             for number in numbers:
                 prompt_ids += [-number] * image_token_counts[number - 1]
                 prompt_ids += next(chunk_ids)
@@ -116,6 +132,10 @@ class PromptBuilder:
     def count_tokens(self, record: Record, image_token_counts: Sequence[int]) -> int:
         """The number of tokens the trainer feeds for this record."""
         return len(self.encode(record, image_token_counts))
+
+
+def _raise_template_error(message: str) -> None:
+    raise TemplateError(message)
 
 
 def _separate_chat_template(folder: Path) -> str | None:

@@ -69,3 +69,36 @@ def test_a_folder_without_tokenizer_files_is_a_clear_error(tmp_path: Path) -> No
     with pytest.raises(ModelFilesError, match=r"tokenizer\.json") as raised:
         PromptBuilder.from_model_dir(tmp_path)
     assert isinstance(raised.value, Phi3vDataError) and isinstance(raised.value, FileNotFoundError)
+
+
+def test_a_later_turn_continues_the_sequence_without_a_new_bos(builder: PromptBuilder) -> None:
+    # As when the real processor reads a whole conversation: <s> starts the sequence and follows images only.
+    two_turns = record(
+        {"images": [], "user": "hi", "assistant": "yo"},
+        {"images": ["a.jpg"], "user": "again", "assistant": "ok"},
+    )
+    ids = builder.encode(two_turns, [2]).input_ids
+    second_turn = ids.index(USER, 2)
+    assert ids.count(BOS) == 2 and ids[0] == BOS and ids[ids.index(-1) + 2] == BOS
+    assert ids[second_turn - 1] == 13  # the first answer's "<|end|>\n", then straight into <|user|>
+
+
+@pytest.mark.parametrize(
+    "tokenizer_json, config_json",
+    [("{}", '{"chat_template": "x"}'), ("{", '{"chat_template": "x"}'), (None, "not json"), (None, "{}"),
+     (None, '{"chat_template": "{{ messages | no_such_filter }}"}')],
+    ids=["tokenizer-without-model", "tokenizer-not-json", "config-not-json", "no-template", "template-error"],
+)
+def test_broken_model_files_are_a_model_files_error(
+    tmp_path: Path, tokenizer_json: str | None, config_json: str
+) -> None:
+    (tmp_path / "tokenizer.json").write_text(tokenizer_json or (MODEL_DIR / "tokenizer.json").read_text())
+    (tmp_path / "tokenizer_config.json").write_text(config_json)
+    with pytest.raises(ModelFilesError, match=str(tmp_path)):
+        PromptBuilder.from_model_dir(tmp_path)
+
+
+def test_templates_may_call_raise_exception_as_under_transformers(builder: PromptBuilder) -> None:
+    template = "{% if messages[0]['role'] != 'user' %}{{ raise_exception('user first') }}{% endif %}ok"
+    custom = PromptBuilder(builder.tokenizer, template)
+    assert custom.user_prompt("hello") == "ok"
