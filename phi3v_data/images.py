@@ -86,9 +86,10 @@ def probe_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXE
 def _probe_file(file: BinaryIO, max_pixels: int) -> ImageInfo | ImageFault:
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")  # bomb and corrupt-EXIF warnings: the outcome is reported instead
             with Image.open(file) as image:
                 info = ImageInfo(image.format or "", image.width, image.height, image.mode, _orientation(image))
+                tiff_data_end = _tiff_data_end(image) if info.format == "TIFF" else 0
     except Image.DecompressionBombError as error:
         # Pillow refuses these in Image.open whatever --max-pixels says, so the trainer could not load it.
         return ImageFault("image-too-large", f"{str(error).rstrip('.')}; Pillow (and so the trainer) will not open it")
@@ -107,7 +108,7 @@ def _probe_file(file: BinaryIO, max_pixels: int) -> ImageInfo | ImageFault:
             "image-too-large",
             f"{info.width}x{info.height} = {info.width * info.height} pixels is over the limit of {max_pixels}",
         )
-    missing_end = _missing_end_marker(file, info.format)
+    missing_end = _missing_end_marker(file, info.format, tiff_data_end)
     if missing_end:
         return ImageFault("image-truncated", f"the file ends before its {missing_end}: re-download or re-export it")
     return info
@@ -147,7 +148,19 @@ def _orientation(image: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def _missing_end_marker(file: BinaryIO, image_format: str) -> str | None:
+def _tiff_data_end(image: Image.Image) -> int:
+    """Where the first page's pixel data ends, from its strip (or tile) offsets and byte counts."""
+    tags = getattr(image, "tag_v2", {})
+    for offsets_tag, counts_tag in ((273, 279), (324, 325)):  # StripOffsets/ByteCounts, TileOffsets/ByteCounts
+        offsets, counts = tags.get(offsets_tag), tags.get(counts_tag)
+        if offsets and counts:
+            offsets = offsets if isinstance(offsets, tuple) else (offsets,)
+            counts = counts if isinstance(counts, tuple) else (counts,)
+            return max(offset + count for offset, count in zip(offsets, counts))
+    return 0
+
+
+def _missing_end_marker(file: BinaryIO, image_format: str, tiff_data_end: int = 0) -> str | None:
     """The name of the end marker the file lacks, or None when its tail looks complete."""
     size = file.seek(0, os.SEEK_END)
     file.seek(max(0, size - _TAIL_BYTES))
@@ -168,6 +181,8 @@ def _missing_end_marker(file: BinaryIO, image_format: str) -> str | None:
     if image_format == "BMP":
         declared = int.from_bytes(head[2:6], "little")
         return None if size >= declared else "declared file length"
+    if image_format == "TIFF":
+        return None if size >= tiff_data_end else "last strip of pixel data"
     return None
 
 

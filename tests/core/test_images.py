@@ -81,6 +81,14 @@ def test_a_png_without_iend_is_truncated(tmp_path: Path) -> None:
     assert isinstance(fault, ImageFault) and fault.code == "image-truncated"
 
 
+def test_a_tiff_cut_inside_its_pixel_strips_is_truncated(tmp_path: Path) -> None:
+    path = save(tmp_path / "a.tiff", Image.new("RGB", (300, 200)), "TIFF")
+    assert isinstance(probe_image(path), ImageInfo)
+    path.write_bytes(path.read_bytes()[:-1000])
+    fault = probe_image(path)
+    assert isinstance(fault, ImageFault) and fault.code == "image-truncated"
+
+
 def test_a_30000_square_png_is_refused_from_its_header(tmp_path: Path) -> None:
     path = tmp_path / "bomb.png"
     path.write_bytes(crafted_png(30000, 30000))
