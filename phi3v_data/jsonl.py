@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from phi3v_data.format import Record
+if TYPE_CHECKING:  # the format module loads pydantic, which the validator's fast path does without
+    from phi3v_data.format import Record
 
 UTF8_BOM = b"\xef\xbb\xbf"
 

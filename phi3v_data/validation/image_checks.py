@@ -17,7 +17,7 @@ from typing import Literal, NamedTuple, get_args
 
 from phi3v_data.images import DEFAULT_MAX_PIXELS, ImageInfo, extension_mismatch, load_image, probe_image
 from phi3v_data.paths import path_fault
-from phi3v_data.validation.lines import Fault
+from phi3v_data.validation.faults import Fault
 from phi3v_data.validation.resolver import RootResolver
 
 ImagesMode = Literal["decode", "header", "exists", "none"]

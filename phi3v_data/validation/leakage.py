@@ -15,7 +15,6 @@ from collections.abc import Iterator, Sequence
 from phi3v_data.jsonl import iter_raw_lines
 from phi3v_data.problems import Problem
 from phi3v_data.validation.inputs import InputFile
-from phi3v_data.validation.lines import parse_line
 from phi3v_data.validation.worker import image_key
 
 
@@ -34,6 +33,8 @@ def shared_keys(keys_per_file: Sequence[Sequence[array[int]]]) -> set[int]:
 
 def leak_problems(files: Sequence[InputFile], shared: set[int]) -> Iterator[tuple[int, Problem]]:
     """A warning (with the file's position in ``files``) for each line using an image an earlier file used."""
+    from phi3v_data.validation.lines import parse_line  # pydantic loads only when images are shared
+
     first_use: dict[str, tuple[int, str, int]] = {}
     for position, file in enumerate(files):
         for line in iter_raw_lines(file.path):

@@ -17,6 +17,7 @@ from pydantic_core import from_json
 
 from phi3v_data.codes import ProblemCode
 from phi3v_data.format import Record, Turn
+from phi3v_data.validation.faults import Fault
 
 _RECORD_FIELDS = frozenset(Record.model_fields)
 _TURN_FIELDS = frozenset(Turn.model_fields)
@@ -34,14 +35,7 @@ _SCHEMA_MESSAGES = {
 }
 
 
-# Named tuples rather than frozen dataclasses: one is built per line, and they build several times faster.
-class Fault(NamedTuple):
-    """A problem found in one line, before it is tied to a file and line number."""
-
-    code: ProblemCode
-    message: str
-
-
+# A named tuple rather than a frozen dataclass: one is built per line, and they build several times faster.
 class ParsedLine(NamedTuple):
     """A line's record (None unless it matches the schema), its id if it has one, and its faults."""
 

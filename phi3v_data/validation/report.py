@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from phi3v_data.format import FORMAT_VERSION
 from phi3v_data.problems import Problem
 
 
@@ -97,6 +96,8 @@ class ValidationReport:
 
     def summary(self) -> dict[str, Any]:
         """Everything but the list of problems: small enough to keep in a dataset's manifest."""
+        from phi3v_data.format import FORMAT_VERSION  # here: the format module loads pydantic
+
         return {
             "ok": self.ok,
             "records": self.records,

@@ -20,7 +20,7 @@ from phi3v_data.placeholders import placeholder_faults
 from phi3v_data.problems import Problem
 from phi3v_data.validation.chunks import ChunkTask, read_chunk
 from phi3v_data.validation.image_checks import ImageChecker, ImagesMode
-from phi3v_data.validation.lines import Fault, parse_line
+from phi3v_data.validation.faults import Fault
 from phi3v_data.validation.plain import TAG_START, plain_record
 
 if TYPE_CHECKING:  # the tokenizer and jinja2 load only when a model is given
@@ -106,6 +106,9 @@ class ChunkChecker:
         self, task: ChunkTask, data: bytes, number: int, result: ChunkResult, report: _Reporter
     ) -> None:
         """The checks of a line the fast path was unsure of, from pydantic's Record."""
+        # Imported on the first such line: a file of plain lines never loads pydantic.
+        from phi3v_data.validation.lines import parse_line
+
         record, record_id, faults = parse_line(data)
         for fault in faults:
             report(number, record_id, fault)
