@@ -10,12 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from phi3v_data.errors import UnvalidatedDatasetError
-from phi3v_data.manifest import Manifest, require_validated, split_entry
+from phi3v_data.manifest import Manifest, require_validated, split_entry, split_names
 from phi3v_data.validation import validate
 
 _PROBLEMS_SHOWN = 3
-# What `phi3v-data convert` names its files: <source>_<split>.jsonl.
-SPLIT_SUFFIXES = ("train", "val", "test")
 
 
 def open_dataset(folder: Path, validate_now: bool) -> Manifest:
@@ -32,14 +30,10 @@ def open_dataset(folder: Path, validate_now: bool) -> Manifest:
             f"{folder} does not validate ({report.errors} error(s)): {shown}"
             f"{'; and more' if len(errors) > _PROBLEMS_SHOWN else ''}. See every problem with `phi3v-data validate {folder}`"
         )
+    # The splits are named as `phi3v-data validate --write-manifest` names them, so a split means the
+    # same file whether the manifest was written or the data validated now.
+    records = {Path(summary.file): summary.records for summary in report.files}
+    names = split_names(list(records))
     return Manifest(
-        splits={split_name(Path(summary.file)): split_entry(Path(summary.file), summary.records) for summary in report.files},
-        validation=report.summary(),
+        splits={name: split_entry(file, records[file]) for name, file in names.items()}, validation=report.summary()
     )
-
-
-def split_name(path: Path) -> str:
-    """``docvqa_val.jsonl`` is the ``val`` split; a file without a split suffix is named by its stem."""
-    stem = path.stem
-    suffix = stem.rsplit("_", 1)[-1]
-    return suffix if suffix in SPLIT_SUFFIXES else stem

@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from train_fixtures import MIXED_RECORDS, TINY_MODEL, train_config, write_dataset
+from train_fixtures import MIXED_RECORDS, TINY_MODEL, VAL_RECORD, train_config, write_dataset
 from PIL import Image
 
 from phi3v_data.errors import UnvalidatedDatasetError, UsageError
 from phi3v_data.hd_crop import image_token_count
 from phi3v_data.manifest import read_manifest, require_validated
+from phi3v_data.cli import main as phi3v_data
 from phi3v_data.prompt import IGNORE_INDEX, PromptBuilder
 from phi3v_data.validation import validate
 from phi3v_train.cli import main
@@ -28,7 +29,7 @@ from phi3v_train.data import (
     pad_batch,
     record_length,
 )
-from phi3v_train.validated import open_dataset, split_name
+from phi3v_train.validated import open_dataset
 from phi3v_train.model import load_processor, pad_token_id
 from phi3v_train.trainer import gradient_accumulation_steps, needs_unused_parameter_search
 
@@ -183,7 +184,6 @@ def test_splits_are_chosen_by_name_or_preference(folder_dataset):
     assert choose_split(manifest, folder_dataset, None, "--split") == "val"
     with pytest.raises(UsageError, match=r"has no 'dev' split \(it has: train, val, test\); choose one with --train-split"):
         choose_split(manifest, folder_dataset, "dev", "--train-split")
-    assert split_name(Path("docvqa_val.jsonl")) == "val" and split_name(Path("mine.jsonl")) == "mine"
 
 
 def test_data_whose_manifest_does_not_match_is_refused(folder_dataset, tmp_path):
@@ -208,6 +208,27 @@ def test_validate_accepts_a_valid_dataset_without_a_manifest_and_refuses_a_broke
     (copy / "images" / "wide.jpg").write_bytes(b"not an image")
     with pytest.raises(UnvalidatedDatasetError, match=r"does not validate .*test_train.jsonl:1 .*wide.jpg"):
         open_dataset(copy, validate_now=True)
+
+
+@pytest.mark.parametrize(
+    ("names", "splits"),
+    [
+        (["a_train", "a_val"], {"train": "a_train.jsonl", "val": "a_val.jsonl"}),
+        # Two files would both be 'train': each keeps its stem, and neither is dropped.
+        (["a_train", "b_train"], {"a_train": "a_train.jsonl", "b_train": "b_train.jsonl"}),
+        (["a_train", "mine"], {"a_train": "a_train.jsonl", "mine": "mine.jsonl"}),
+    ],
+)
+def test_validate_now_names_splits_as_the_written_manifest_does(mixed_dataset, tmp_path, names, splits):
+    folder = tmp_path / "ds"
+    shutil.copytree(mixed_dataset / "images", folder / "images")
+    for name in names:
+        (folder / f"{name}.jsonl").write_text(json.dumps(VAL_RECORD | {"id": name}) + "\n", encoding="utf-8")
+    validated_now = open_dataset(folder, validate_now=True)
+    assert {name: entry.file for name, entry in validated_now.splits.items()} == splits
+    result = CliRunner().invoke(phi3v_data, ["validate", str(folder), "--write-manifest"])
+    assert result.exit_code == 0, result.output
+    assert read_manifest(folder).splits == validated_now.splits
 
 
 def test_an_image_that_stops_decoding_after_validation_names_its_record(tmp_path):
