@@ -51,10 +51,10 @@ class _NonFiniteNumber(ValueError):
 _validate_record_json = Record.__pydantic_validator__.validate_json
 
 
-def clean_record(data: bytes) -> Record | None:
-    """The line's record when it is valid and has nothing to warn about; None sends it to :func:`parse_line`.
+def _clean_record(data: bytes) -> Record | None:
+    """The line's record when it is valid and has nothing to warn about; None sends it to :func:`_diagnose`.
 
-    The fast path: one pass of pydantic's JSON parser, no Python-level parsing.
+    One pass of pydantic's JSON parser, no Python-level parsing.
     """
     try:
         record: Record = _validate_record_json(data)
@@ -73,7 +73,7 @@ def clean_record(data: bytes) -> Record | None:
 
 def parse_line(data: bytes) -> ParsedLine:
     """Parse and schema-check one line (without its line end). Never raises for bad data."""
-    record = clean_record(data)
+    record = _clean_record(data)
     if record is not None:
         return ParsedLine(record, record.id)
     return _diagnose(data)

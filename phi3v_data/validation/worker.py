@@ -143,7 +143,7 @@ class ChunkChecker:
         report: _Reporter,
         paths_vetted: bool,
     ) -> list[int] | None:
-        """Check a valid record's images; each one's image tokens when a model needs them and all were read.
+        """Check a valid record's images; their image-token counts when every one was read (never with ``none``).
 
         ``paths_vetted`` says the fast path already found every path plainly within the path rules.
         """

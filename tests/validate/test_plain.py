@@ -42,7 +42,8 @@ def test_the_fields_the_fast_path_knows_are_the_models() -> None:
 
 
 def test_a_plain_record_gives_its_id_and_images_in_order() -> None:
-    two_turns = {**UCF, "conversations": [*UCF["conversations"], {"user": "And?", "assistant": "No."}, *UCF["conversations"]]}
+    turn = UCF["conversations"][0]
+    two_turns = {**UCF, "conversations": [turn, {"user": "And?", "assistant": "No."}, turn]}
     assert plain_record(line(UCF)) == ("train-0001", UCF["conversations"][0]["images"])
     assert plain_record(line(two_turns)) == ("train-0001", UCF["conversations"][0]["images"] * 2)
     assert plain_record(line(with_turn(images=[]))) == ("train-0001", [])
