@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from phi3v_data.codes import ProblemCode
-from phi3v_data.format import Record
+
+if TYPE_CHECKING:  # the validator's fast path must not pay for importing pydantic
+    from phi3v_data.format import Record
 
 IMAGE_TAG = re.compile(r"<\|image_(\d+)\|>")
 
