@@ -8,6 +8,7 @@ of 16 reached with micro-batches of 1 and gradient accumulation.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +23,12 @@ Attention = Literal["eager", "sdpa", "flash_attention_2"]
 Precision = Literal["bf16", "fp16", "fp32"]
 
 ADAPTER_MODES = ("lora", "qlora")
+MAX_DEFAULT_LOADER_WORKERS = 4
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on: its affinity mask where the OS has one (Linux), else all."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class _Settings(BaseModel):
@@ -116,8 +123,9 @@ class TrainConfig(ModelSettings):
     """Extra reporters (tensorboard, wandb, ...); logs always go to stdout."""
     seed: int = 42
     """Seeds the LoRA initialisation, the data order and dropout."""
-    dataloader_workers: int = Field(default=4, ge=0)
-    """Processes that load images and build batches."""
+    # More loader processes than cores only contend for them (and the DataLoader warns).
+    dataloader_workers: int = Field(default_factory=lambda: min(MAX_DEFAULT_LOADER_WORKERS, available_cores()), ge=0)
+    """Processes that load images and build batches (default: 4, or fewer on a machine with fewer cores)."""
 
     @model_validator(mode="after")
     def _coherent(self) -> TrainConfig:
@@ -155,6 +163,7 @@ class EvalConfig(ModelSettings):
     base_model: str | None = None
     """For an adapter: the base model to load (default: the one recorded in adapter_config.json)."""
     max_new_tokens: int = Field(default=64, ge=1)
+    """Stop each generated answer after this many tokens."""
     predictions: Path | None = None
     """Where to write one JSON line per record (default: MODEL/predictions_<split>.jsonl)."""
     limit: int | None = Field(default=None, ge=1)
@@ -200,10 +209,18 @@ def describe_errors(error: ValidationError, source: str = "") -> str:
     return "; ".join(lines)
 
 
-def to_yaml(config: BaseModel) -> str:
-    """The resolved settings as YAML (required ones first), loadable again with --config."""
+def to_yaml(config: BaseModel, notes: dict[str, str] | None = None) -> str:
+    """The resolved settings as YAML (required ones first), loadable again with --config.
+
+    ``notes`` (by YAML key) become comments after their setting's line, so the file still loads as it is.
+    """
     values = config.model_dump(mode="json", by_alias=True)
     fields = type(config).model_fields
     required = [(field.alias or name) for name, field in fields.items() if field.is_required()]
     ordered = {key: values[key] for key in required} | values
-    return yaml.safe_dump(ordered, sort_keys=False)
+    notes = notes or {}
+    lines = []
+    for line in yaml.safe_dump(ordered, sort_keys=False).splitlines():
+        key = line.split(":", 1)[0]  # a top-level line starts with its key; list items with "- "
+        lines.append(f"{line}  # {' '.join(notes[key].split())}" if key in notes else line)
+    return "".join(line + "\n" for line in lines)
