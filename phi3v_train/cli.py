@@ -8,6 +8,8 @@ Training is the default command, so ``phi3v-train --data D --model M ...`` and
 
 from __future__ import annotations
 
+import logging
+import os
 import types
 import typing
 from collections.abc import Callable
@@ -16,12 +18,43 @@ from typing import Any
 
 import click
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from phi3v_data.errors import Phi3vDataError, UsageError
 from phi3v_train.config import EvalConfig, TrainConfig, load_yaml, resolve, to_yaml
+from phi3v_train.validated import InvalidDataError
 
 # Precision is chosen with one switch, as in the cookbook's --bf16.
-_PRECISION_SWITCHES = ("bf16", "fp16", "fp32")
+_PRECISION_HELP = {
+    "bf16": "mixed precision (the default on a GPU that supports it)",
+    "fp16": "mixed precision (the default on other GPUs)",
+    "fp32": "(the only choice on the CPU)",
+}
+EXIT_DATA_ERRORS = 1
+EXIT_REFUSED = 2
+DEBUG_ENV = "PHI3V_TRAIN_DEBUG"
+EXIT_CODES_EPILOG = f"""Exit status: 0 done; {EXIT_DATA_ERRORS} --validate found errors in the data; {EXIT_REFUSED} refused: bad options,
+data without a matching manifest.json, a --model that cannot be found, an input that cannot be read,
+or an internal error ({DEBUG_ENV}=1 shows its traceback)."""
+
+# bitsandbytes (imported by peft) looks for an optional CPU 4-bit matmul kernel in the `kernels`
+# package as it is imported, and logs a warning when that package is missing. Only QLoRA runs 4-bit
+# matmuls, so for other runs the line is noise. Were `kernels` installed, bitsandbytes would download
+# the kernel from the Hugging Face Hub at that import; HF_HUB_OFFLINE=1 stops it.
+_BITSANDBYTES_CPU_LOGGER = "bitsandbytes.backends.cpu.ops"
+_MISSING_4BIT_KERNEL = "Failed to load CPU gemm_4bit_forward from kernels-community"
+
+
+class _Refused(click.ClickException):
+    """A refusal the user can fix, or a bug: one sentence on stderr and exit status 2."""
+
+    exit_code = EXIT_REFUSED
+
+
+class _DataErrors(click.ClickException):
+    """``--validate`` found errors in the data: exit status 1, as ``phi3v-data validate`` does."""
+
+    exit_code = EXIT_DATA_ERRORS
 
 
 class _TrainByDefault(click.Group):
@@ -33,14 +66,18 @@ class _TrainByDefault(click.Group):
         return super().parse_args(ctx, args)
 
 
-def _settings_options(settings: type[BaseModel]) -> Callable[[Callable], Callable]:
-    """Click options for every field of ``settings``, all defaulting to None (= not given)."""
+def _settings_options(settings: type[BaseModel], verb: str) -> Callable[[Callable], Callable]:
+    """Click options for every field of ``settings``, all defaulting to None (= not given).
+
+    The settings' own defaults apply after the YAML file's values, so click must not fill them in;
+    --help shows them all the same.
+    """
 
     def decorate(function: Callable) -> Callable:
         # Required options first in --help, then the rest in declaration order.
         fields = sorted(settings.model_fields.items(), key=lambda item: not item[1].is_required())
         for name, field in reversed(fields):
-            function = _option(name, field.alias or name, field.annotation, field.description or "")(function)
+            function = _option(name, field, verb)(function)
         function = click.option(
             "--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
             help="A YAML file of options (the command line overrides it).",
@@ -51,27 +88,51 @@ def _settings_options(settings: type[BaseModel]) -> Callable[[Callable], Callabl
     return decorate
 
 
-def _option(name: str, option: str, annotation: Any, description: str) -> Callable[[Callable], Callable]:
-    flag = "--" + option.replace("_", "-")
-    inner = _without_none(annotation)
+def _option(name: str, field: FieldInfo, verb: str) -> Callable[[Callable], Callable]:
+    flag = "--" + (field.alias or name).replace("_", "-")
+    inner = _without_none(field.annotation)
+    default = _default_text(field, flag)
+    # click's show_default would print a text default in parentheses; the help says it plainly instead.
+    described = {"help": (field.description or "") + (f"  [default: {default}]" if default else "")}
     if name == "precision":
-        return _precision_switches
+        return _precision_switches(verb)
     if name == "resume":
-        return click.option(flag, name, is_flag=False, flag_value="auto", default=None, metavar="[auto|PATH]", help=description)
+        return click.option(flag, name, is_flag=False, flag_value="auto", default=None, metavar="[auto|PATH]", **described)
     if inner is bool:
-        return click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=description)
+        return click.option(f"{flag}/--no-{flag[2:]}", name, default=None, **described)
     if typing.get_origin(inner) is list:
-        return click.option(flag, name, multiple=True, type=_click_type(typing.get_args(inner)[0]), help=description)
-    return click.option(flag, name, type=_click_type(inner), default=None, help=description)
+        return click.option(flag, name, multiple=True, type=_click_type(typing.get_args(inner)[0]), **described)
+    return click.option(flag, name, type=_click_type(inner), default=None, **described)
 
 
-def _precision_switches(function: Callable) -> Callable:
-    for precision in reversed(_PRECISION_SWITCHES):
-        function = click.option(
-            f"--{precision}", "precision", flag_value=precision, default=None,
-            help=f"Train in {precision}" + (" (the only choice on the CPU)." if precision == "fp32" else " mixed precision."),
-        )(function)
-    return function
+def _default_text(field: FieldInfo, flag: str) -> str | None:
+    """The settings' default as --help shows it (None: none to show, or the help text explains it)."""
+    if field.is_required():
+        return None
+    default = field.get_default(call_default_factory=True)
+    if isinstance(default, bool):
+        return flag if default else f"--no-{flag[2:]}"
+    return None if default in (None, []) else str(default)
+
+
+def _precision_switches(verb: str) -> Callable[[Callable], Callable]:
+    def decorate(function: Callable) -> Callable:
+        # One flag each (not one shared destination, where click would keep the last given): two are refused.
+        for precision, description in reversed(_PRECISION_HELP.items()):
+            function = click.option(
+                f"--{precision}", precision, is_flag=True, help=f"{verb} in {precision} {description}."
+            )(function)
+        return function
+
+    return decorate
+
+
+def _chosen_precision(given: dict[str, Any]) -> str | None:
+    """The one precision switch given (removed from ``given``), or None."""
+    chosen = [precision for precision in _PRECISION_HELP if given.pop(precision)]
+    if len(chosen) > 1:
+        raise UsageError(f"{' and '.join('--' + c for c in chosen)} contradict each other: give one precision switch")
+    return chosen[0] if chosen else None
 
 
 def _without_none(annotation: Any) -> Any:
@@ -90,6 +151,8 @@ def _click_type(annotation: Any) -> Any:
 
 
 def _settings(settings: type[BaseModel], config_file: Path | None, given: dict[str, Any]):
+    given = dict(given)
+    given["precision"] = _chosen_precision(given)
     cli_values = {key: (list(value) if isinstance(value, tuple) else value) for key, value in given.items()}
     cli_values = {key: value for key, value in cli_values.items() if value not in (None, [])}
     file_values = load_yaml(config_file) if config_file else {}
@@ -105,15 +168,32 @@ def _user_message(error: Exception) -> str:
 
 
 def _run(action: Callable[[], Any]) -> Any:
+    """``action()``, its exceptions turned into one sentence and the exit status of the project's convention."""
     try:
         return action()
     except UsageError as error:
         raise click.UsageError(_user_message(error)) from None
+    except InvalidDataError as error:
+        raise _DataErrors(_user_message(error)) from None
     except Phi3vDataError as error:
-        raise click.ClickException(_user_message(error)) from None
+        raise _Refused(_user_message(error)) from None
+    except Exception as error:  # a bug, or a library failing in a way nobody foresaw
+        if os.environ.get(DEBUG_ENV):
+            raise
+        summary = _user_message(error).splitlines()[0] if str(error) else ""
+        raise _Refused(
+            f"internal error ({type(error).__name__}{': ' + summary if summary else ''}); "
+            f"rerun with {DEBUG_ENV}=1 for the traceback and please report it"
+        ) from None
 
 
-@click.group(cls=_TrainByDefault, invoke_without_command=False, no_args_is_help=True)
+def _quiet_missing_4bit_kernel() -> None:
+    logging.getLogger(_BITSANDBYTES_CPU_LOGGER).addFilter(
+        lambda record: not record.getMessage().startswith(_MISSING_4BIT_KERNEL)
+    )
+
+
+@click.group(cls=_TrainByDefault, invoke_without_command=False, no_args_is_help=True, epilog=EXIT_CODES_EPILOG)
 def main() -> None:
     """Fine-tune Phi-3.5-vision (or Phi-3-vision) on validated phi3v-data datasets, and evaluate it.
 
@@ -123,25 +203,39 @@ def main() -> None:
     """
 
 
-@main.command()
-@_settings_options(TrainConfig)
-@click.option("--print-config", is_flag=True, help="Print the resolved configuration as YAML and exit.")
+@main.command(epilog=EXIT_CODES_EPILOG)
+@_settings_options(TrainConfig, "Train")
+@click.option(
+    "--print-config", is_flag=True,
+    help="Print the resolved configuration as YAML and exit; unset values keep null, with a comment "
+    "saying what they resolve to here (the model's weights are not loaded).",
+)
 def train(config_file: Path | None, print_config: bool, **given: Any) -> None:
     """Fine-tune: full, frozen-vision, lora or qlora."""
     config = _run(lambda: _settings(TrainConfig, config_file, given))
+    if config.mode != "qlora":
+        _quiet_missing_4bit_kernel()
     if print_config:
-        click.echo(to_yaml(config), nl=False)
+        _run(lambda: click.echo(_annotated_yaml(config), nl=False))
         return
     from phi3v_train.trainer import run_training
 
     _run(lambda: run_training(config))
 
 
-@main.command("eval")
-@_settings_options(EvalConfig)
+def _annotated_yaml(config: TrainConfig) -> str:
+    from phi3v_train.hardware import Hardware
+    from phi3v_train.preview import unset_settings_notes
+
+    return to_yaml(config, unset_settings_notes(config, Hardware.detect()))
+
+
+@main.command("eval", epilog=EXIT_CODES_EPILOG)
+@_settings_options(EvalConfig, "Evaluate")
 def evaluate(config_file: Path | None, **given: Any) -> None:
     """Generate answers with a trained model; report exact match and ANLS, save predictions as JSONL."""
     config = _run(lambda: _settings(EvalConfig, config_file, given))
+    _quiet_missing_4bit_kernel()  # evaluation never quantizes
     from phi3v_train.evaluate import run_evaluation
 
     _run(lambda: run_evaluation(config))

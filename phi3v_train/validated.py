@@ -16,6 +16,10 @@ from phi3v_data.validation import validate
 _PROBLEMS_SHOWN = 3
 
 
+class InvalidDataError(UnvalidatedDatasetError):
+    """``--validate`` found errors in the data (the trainer exits 1 for it, as the validator would)."""
+
+
 def open_dataset(folder: Path, validate_now: bool) -> Manifest:
     """The dataset's manifest; raises :class:`UnvalidatedDatasetError` naming the command to run."""
     if not validate_now:
@@ -26,7 +30,7 @@ def open_dataset(folder: Path, validate_now: bool) -> Manifest:
         shown = "; ".join(
             f"{problem.file}:{problem.line} {problem.code}: {problem.message}" for problem in errors[:_PROBLEMS_SHOWN]
         )
-        raise UnvalidatedDatasetError(
+        raise InvalidDataError(
             f"{folder} does not validate ({report.errors} error(s)): {shown}"
             f"{'; and more' if len(errors) > _PROBLEMS_SHOWN else ''}. See every problem with `phi3v-data validate {folder}`"
         )

@@ -2,7 +2,6 @@
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -192,8 +191,8 @@ def test_data_whose_manifest_does_not_match_is_refused(folder_dataset, tmp_path)
     with (changed / "folder_train.jsonl").open("a") as file:
         file.write("\n")
     result = CliRunner().invoke(main, ["--data", str(changed), "--model", str(TINY_MODEL), "--mode", "lora", "--output-dir", str(tmp_path / "out")])
-    assert result.exit_code == 1
-    assert "folder_train.jsonl changed since it was validated (sha256 differs)" in result.output
+    assert result.exit_code == 2  # a refusal of unvalidated data, not errors found in it
+    assert "folder_train.jsonl changed since it was validated (sha256 differs)" in result.stderr
     assert f"phi3v-data validate {changed} --write-manifest" in result.output and "--validate" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "out").exists()
 
