@@ -28,6 +28,7 @@ ProblemCode = Literal[
     "image-path-backslash",
     "image-path-absolute",
     "image-path-parent",
+    "image-path-nul",
     "image-path-outside-root",
     # Image files
     "image-missing",
@@ -59,6 +60,7 @@ CODE_INFO: dict[str, tuple[Severity, str]] = {
     "image-path-backslash": ("error", "The image path uses a backslash; use POSIX '/' separators."),
     "image-path-absolute": ("error", "The image path is absolute; paths are relative to the images root."),
     "image-path-parent": ("error", "The image path has a '..' segment."),
+    "image-path-nul": ("error", "The image path holds a NUL character, which no file system accepts."),
     "image-path-outside-root": ("error", "The image path resolves (through a symlink) outside the images root."),
     "image-missing": ("error", "No file at the image path."),
     "image-not-file": ("error", "The image path names a folder or other non-regular file."),

@@ -17,6 +17,8 @@ def path_fault(relative: str) -> ImageFault | None:
         return ImageFault("image-path-backslash", f"{relative!r} uses a backslash; write it with '/' separators")
     if relative.startswith("/") or _WINDOWS_DRIVE.match(relative):
         return ImageFault("image-path-absolute", f"{relative!r} is absolute; write it relative to the images root")
+    if "\x00" in relative:
+        return ImageFault("image-path-nul", f"{relative!r} holds a NUL character; no file can have that name")
     if ".." in relative.split("/"):
         return ImageFault("image-path-parent", f"{relative!r} has a '..' segment; paths must stay inside the images root")
     return None

@@ -25,6 +25,8 @@ def shared_keys(keys_per_file: Sequence[Sequence[array[int]]]) -> set[int]:
     seen = numpy.empty(0, dtype=numpy.uint64)
     shared: set[int] = set()
     for chunks in keys_per_file:
+        if not chunks:  # an empty file has no chunk, so no keys
+            continue
         keys = numpy.unique(numpy.concatenate([numpy.frombuffer(chunk, dtype=numpy.uint64) for chunk in chunks]))
         shared.update(int(key) for key in keys[numpy.isin(keys, seen, assume_unique=True)])
         seen = numpy.union1d(seen, keys)

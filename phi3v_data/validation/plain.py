@@ -28,7 +28,7 @@ def plain_record(data: bytes) -> tuple[str, list[str]] | None:
     Accepted lines have exactly the format's fields with exactly their JSON types, ``meta``
     absent, null or empty (pydantic also rechecks the numbers in a non-empty one), texts without
     ``<|image_`` tags, and image paths that plainly keep the path rules (nothing like ``\\``,
-    ``:``, ``..`` or a leading ``/``), so the caller need not check the paths again.
+    ``:``, NUL, ``..`` or a leading ``/``), so the caller need not check the paths again.
     """
     try:
         value = loads(data)
@@ -96,4 +96,4 @@ def _plain_paths(images: list[str]) -> bool:
         return False
     # When the smallest path sorts at or after "0", no path is empty or starts with "/" (those
     # starting with ".", "-" or a space go to the careful path too, which costs nothing but time).
-    return min(images) >= "0" and not ("\\" in joined or ":" in joined or _DOUBLE_DOT(joined))
+    return min(images) >= "0" and not ("\\" in joined or ":" in joined or "\x00" in joined or _DOUBLE_DOT(joined))

@@ -20,8 +20,8 @@ texts = (
     | st.sampled_from(["", " ", "\x1c", "\x1f ", "\ufeff", "\x85", "\u3000", "\u200b", "<|image_1|>", "x <|image_2|>"])
 )
 # Paths near every path rule: separators, dots, drives, leading characters that sort before "0".
-image_paths = st.sampled_from(["a.jpg", "sub/b.png", "../x.jpg", "/abs.jpg", "c\\d.jpg", "", "C:x.jpg"]) | st.text(
-    alphabet="ab./\\:- 0é", max_size=8
+image_paths = st.sampled_from(["a.jpg", "sub/b.png", "../x.jpg", "/abs.jpg", "c\\d.jpg", "", "C:x.jpg", "n\x00.jpg"]) | st.text(
+    alphabet="ab./\\:- 0é\x00", max_size=8
 )
 turns = st.fixed_dictionaries(
     {"user": texts, "assistant": texts},
@@ -57,7 +57,7 @@ candidate_records = records | records.flatmap(mutations)
 # printable ASCII (then anything), ordinary paths with the odd character near a path rule.
 common_texts = st.builds(operator.add, st.sampled_from(["a", "Q", "0", "~", "!", "<"]), texts | st.just(""))
 common_paths = st.builds(
-    operator.add, st.sampled_from(["train/a", "b", "0"]), st.text(alphabet="ab./\\:-0é", max_size=4)
+    operator.add, st.sampled_from(["train/a", "b", "0"]), st.text(alphabet="ab./\\:-0é\x00", max_size=4)
 ) | image_paths
 common_records = st.fixed_dictionaries(
     {

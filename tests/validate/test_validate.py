@@ -70,6 +70,22 @@ def test_an_empty_file_and_a_file_of_blank_lines_are_errors(tmp_path: Path) -> N
     assert located(report) == [("empty.jsonl", None, "file-empty"), ("blank.jsonl", None, "file-empty")]
 
 
+def test_an_empty_file_beside_files_with_images_is_reported_not_a_crash(tmp_path: Path) -> None:
+    # Leakage is tracked across the files of a dataset; an empty one has no image keys at all.
+    write_jsonl(tmp_path / "train.jsonl", record("a", "x.jpg"))
+    (tmp_path / "val.jsonl").write_bytes(b"")
+    report = validate([tmp_path], images="none", workers=1)
+    assert located(report) == [("val.jsonl", None, "file-empty")]
+
+
+def test_a_nul_in_an_image_path_is_reported_in_every_mode(tmp_path: Path) -> None:
+    write_image(tmp_path / "images" / "x.jpg")
+    write_jsonl(tmp_path / "train.jsonl", record("a", "x.jpg\x00y"))
+    for mode in ("none", "exists", "header", "decode"):
+        report = validate([tmp_path], images=mode, workers=1)
+        assert located(report) == [("train.jsonl", 1, "image-path-nul")], mode
+
+
 def test_ids_are_unique_across_the_files_of_a_dataset_but_not_across_datasets(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "one" / "train.jsonl", record("a"), record("b"))
     write_jsonl(tmp_path / "one" / "val.jsonl", record("b"))
