@@ -50,9 +50,11 @@ def test_errors_exit_1_and_warnings_only_with_strict(tmp_path: Path) -> None:
     [
         (["{missing}"], "does not exist"),
         (["{empty_dir}"], "holds no .jsonl file"),
-        (["{data}", "--max-length", "100"], "needs the model's tokenizer"),
+        (["{data}", "--max-length", "100"], "needs the model's tokenizer files: pass --model DIR"),
         (["{data}", "--model", "{empty_dir}"], "lacks tokenizer.json"),
         (["{data}", "--write-manifest", "{data}/train.jsonl"], "exactly one PATH"),
+        (["{data}", "--write-manifest", "--images", "none"], "certifies the images too"),
+        (["{data}", "--write-manifest", "--images", "exists"], "certifies the images too"),
         (["{data}", "--output", "{empty_dir}"], "is a directory"),
         (["{data}", "--output", "{data}/train.jsonl/report.txt"], "phi3v-data validate: cannot write"),
     ],

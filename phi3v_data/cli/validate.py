@@ -136,8 +136,8 @@ def execute(args: ValidateArgs) -> int:
 
 
 def _run(args: ValidateArgs) -> ValidationReport:
-    if args.write_manifest and not (len(args.paths) == 1 and args.paths[0].is_dir()):
-        raise UsageError("--write-manifest needs exactly one PATH, the dataset folder")
+    if args.write_manifest:
+        _check_manifest_arguments(args)
     with _ProgressBar(enabled=args.progress) as progress:
         return run_validation(
             args.paths,
@@ -150,6 +150,18 @@ def _run(args: ValidateArgs) -> ValidationReport:
             lengths_file=args.lengths,
             workers=args.workers,
             progress=progress if args.progress else None,
+        )
+
+
+def _check_manifest_arguments(args: ValidateArgs) -> None:
+    from phi3v_data.manifest import CERTIFYING_IMAGE_MODES  # pydantic: only for --write-manifest
+
+    if not (len(args.paths) == 1 and args.paths[0].is_dir()):
+        raise UsageError("--write-manifest needs exactly one PATH, the dataset folder")
+    if args.images not in CERTIFYING_IMAGE_MODES:
+        raise UsageError(
+            "--write-manifest certifies the images too: run it with --images header (the default) or decode, "
+            f"not {args.images}"
         )
 
 

@@ -11,19 +11,14 @@ import os
 from pathlib import Path
 
 from phi3v_data.errors import UnvalidatedDatasetError
-from phi3v_data.manifest import Manifest, read_manifest, split_entry, write_manifest
+from phi3v_data.manifest import Manifest, SplitEntry, read_manifest, split_entry, split_names, write_manifest
 from phi3v_data.validation.report import ValidationReport
 
-# The split suffixes `phi3v-data convert` writes (<source>_<split>.jsonl), as the trainer reads them.
-KNOWN_SPLITS = frozenset({"train", "val", "test"})
 
-
-def split_names(files: list[Path]) -> list[str]:
-    """Each file's split: ``ucf101_val.jsonl`` is ``val``; a file with no known split suffix, its stem."""
-    suffixes = [file.stem.rsplit("_", 1)[-1] for file in files]
-    if len(set(suffixes)) == len(suffixes) and all(suffix in KNOWN_SPLITS for suffix in suffixes):
-        return suffixes
-    return [file.stem for file in files]
+def validated_splits(report: ValidationReport) -> dict[str, SplitEntry]:
+    """The manifest's splits for the files ``report`` validated, named by the core's one rule."""
+    records = {Path(summary.file): summary.records for summary in report.files}
+    return {name: split_entry(file, records[file]) for name, file in split_names(list(records)).items()}
 
 
 def write_validated_manifest(dataset_dir: str | os.PathLike[str], report: ValidationReport) -> Path:
@@ -33,8 +28,5 @@ def write_validated_manifest(dataset_dir: str | os.PathLike[str], report: Valida
         manifest = read_manifest(folder)
     except UnvalidatedDatasetError:  # none yet, or unreadable: start afresh
         manifest = Manifest()
-    files = [Path(summary.file) for summary in report.files]
-    splits = {
-        name: split_entry(file, summary.records) for name, file, summary in zip(split_names(files), files, report.files)
-    }
-    return write_manifest(folder, manifest.model_copy(update={"splits": splits, "validation": report.summary()}))
+    update = {"splits": validated_splits(report), "validation": report.summary()}
+    return write_manifest(folder, manifest.model_copy(update=update))

@@ -112,7 +112,9 @@ def _check_arguments(
     if max_length is not None and max_length < 1:
         raise UsageError(f"max_length must be positive, not {max_length}")
     if model_dir is None and (max_length is not None or lengths_file is not None):
-        raise UsageError("counting tokens (max_length, lengths_file) needs the model's tokenizer: pass model_dir")
+        raise UsageError(
+            "counting tokens (--max-length, --lengths) needs the model's tokenizer files: pass --model DIR"
+        )
     if workers is not None and workers < 1:
         raise UsageError(f"workers must be at least 1, not {workers}")
 
