@@ -20,7 +20,7 @@ from phi3v_data.images import DEFAULT_MAX_PIXELS
 from phi3v_data.validation.chunks import ChunkTask, chunk_ranges
 from phi3v_data.validation.image_checks import IMAGES_MODES, ImagesMode
 from phi3v_data.validation.inputs import Dataset, discover
-from phi3v_data.validation.lengths import atomic_stream
+from phi3v_data.atomic import atomic_stream
 from phi3v_data.validation.merge import Merger
 from phi3v_data.validation.report import TokenStats, ValidationReport
 from phi3v_data.validation.worker import CheckOptions, ChunkChecker, ChunkResult, check_chunk, init_worker
