@@ -17,6 +17,7 @@ from typing import Any
 
 from phi3v_data.converters.base import Item, Plan
 from phi3v_data.jsonl import iter_raw_lines
+from phi3v_data.validation.lines import json_type_name
 
 # Metadata that operating systems and archivers leave behind; never data, whatever the source.
 _SYSTEM_NAMES = frozenset({"__MACOSX", "Thumbs.db", "desktop.ini"})
@@ -94,17 +95,7 @@ def read_json_lines(path: Path) -> Iterator[JsonLine]:
         if isinstance(value, dict):
             yield JsonLine(line.number, value)
         else:
-            yield JsonLine(line.number, None, f"a JSON {_json_kind(value)}, not an object")
-
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, bool):
-        return "boolean"
-    return "null" if value is None else "number"
+            yield JsonLine(line.number, None, f"a JSON {json_type_name(value)}, not an object")
 
 
 @dataclass(slots=True)

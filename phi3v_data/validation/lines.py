@@ -106,7 +106,7 @@ def _diagnose(data: bytes) -> ParsedLine:
     except RecursionError:
         return _fault("line-invalid-json", "the JSON nests too deeply to read")
     if not isinstance(value, dict):
-        return _fault("line-not-object", f"the line is a JSON {_json_type(value)}; each line must be one object")
+        return _fault("line-not-object", f"the line is a JSON {json_type_name(value)}; each line must be one object")
     # Both parsers must accept the line, so that the trainer's loader reads what passed here.
     complaint = _strict_json_error(data)
     if complaint:
@@ -157,7 +157,8 @@ def _has_lone_surrogate(text: str) -> bool:
     return False
 
 
-def _json_type(value: Any) -> str:
+def json_type_name(value: Any) -> str:
+    """The JSON name of a parsed value's type, for messages: object, array, string, ..."""
     if isinstance(value, list):
         return "array"
     if isinstance(value, str):
