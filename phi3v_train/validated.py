@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from phi3v_data.errors import UnvalidatedDatasetError
-from phi3v_data.manifest import Manifest, require_validated, split_entry, split_names
+from phi3v_data.manifest import Manifest, require_validated
 from phi3v_data.validation import validate
+from phi3v_data.validation.manifest import validated_splits
 
 _PROBLEMS_SHOWN = 3
 
@@ -34,10 +35,6 @@ def open_dataset(folder: Path, validate_now: bool) -> Manifest:
             f"{folder} does not validate ({report.errors} error(s)): {shown}"
             f"{'; and more' if len(errors) > _PROBLEMS_SHOWN else ''}. See every problem with `phi3v-data validate {folder}`"
         )
-    # The splits are named as `phi3v-data validate --write-manifest` names them, so a split means the
-    # same file whether the manifest was written or the data validated now.
-    records = {Path(summary.file): summary.records for summary in report.files}
-    names = split_names(list(records))
-    return Manifest(
-        splits={name: split_entry(file, records[file]) for name, file in names.items()}, validation=report.summary()
-    )
+    # The splits as `phi3v-data validate --write-manifest` lists them: a split means the same file
+    # whether the manifest was written earlier or the data is validated now.
+    return Manifest(splits=validated_splits(report), validation=report.summary())
