@@ -12,7 +12,6 @@ import os
 import stat
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -116,10 +115,11 @@ def _probe_file(file: BinaryIO, max_pixels: int) -> ImageInfo | ImageFault:
 
 def extension_mismatch(path: str | os.PathLike[str], info: ImageInfo) -> ImageFault | None:
     """A warning when the file's format does not match its extension (e.g. JPEG bytes in a .png)."""
-    suffix = Path(path).suffix.lower()
+    suffix = os.path.splitext(path)[1].lower()  # not pathlib: this runs once per image file
     if suffix in EXTENSIONS_BY_FORMAT.get(info.format, ()):
         return None
-    return ImageFault("image-extension-mismatch", f"the file holds {info.format} data but is named {suffix or 'without extension'}")
+    named = f"named {suffix}" if suffix else "named without an extension"
+    return ImageFault("image-extension-mismatch", f"the file holds {info.format} data but is {named}")
 
 
 def load_image(path: str | os.PathLike[str]) -> Image.Image:
