@@ -1,4 +1,4 @@
-"""Runs started by launchers, each in processes of their own: DeepSpeed ZeRO-2, and torchrun with two processes."""
+"""Runs started by launchers, each in processes of their own: DeepSpeed ZeRO-2, torchrun with two processes, accelerate."""
 
 import json
 import os
@@ -103,3 +103,21 @@ def test_two_processes_under_torchrun_train_like_one_process_with_accumulation(f
     assert [prediction["id"] for prediction in predictions] == [
         json.loads(line)["id"] for line in (folder_dataset / "folder_train.jsonl").read_text().splitlines()
     ]
+
+
+@pytest.mark.slow
+def test_a_run_under_accelerate_launch_trains_and_saves(folder_dataset, tmp_path):
+    # On a CPU accelerate starts one process (several need MPI); the launcher's environment must still work.
+    accelerate = Path(sys.executable).with_name("accelerate")
+    command = [
+        str(accelerate), "launch", "--cpu", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
+        "--dynamo_backend", "no", "--main_process_port", str(free_port()), "-m", "phi3v_train",
+        "--data", str(folder_dataset), "--model", str(TINY_MODEL), "--mode", "lora", "--output-dir", str(tmp_path / "out"),
+        "--num-crops", "1", "--batch-size", "2", "--micro-batch-size", "1", "--max-steps", "2", "--warmup-steps", "0",
+        "--logging-steps", "1", "--lora-rank", "4", "--dataloader-workers", "0", "--deepspeed", "none",
+    ]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    assert "batch 2 = 1 x 1 process(es) x 2 accumulation step(s)" in run.stdout
+    assert "step 2/2 | loss" in run.stdout
+    assert (tmp_path / "out" / "adapter_config.json").is_file()
