@@ -84,10 +84,11 @@ class DocVQAConverter:
         builder = PlanBuilder()
         used = set(annotations.values())
         owners: dict[str, str] = {}  # page file stem -> the annotation whose item writes it
+        by_name = _files_by_name(listing)
         for split, annotation in annotations.items():
             pages = _read_pages(input_dir, annotation, builder)
             roots = _image_roots(listing, annotation)
-            sources = [_find_image(listing, roots, page.image) for page in pages]
+            sources = [_find_image(listing, roots, page.image, by_name) for page in pages]
             if pages and not any(sources):
                 raise InputLayoutError(
                     f"none of the {len(pages)} page images that {annotation} names (e.g. {pages[0].image}) is in "
@@ -96,7 +97,11 @@ class DocVQAConverter:
             for page, source in zip(pages, sources, strict=True):
                 if source is None:
                     expected = f"{roots[0]}/{page.image}" if roots[0] else page.image
-                    builder.reject(expected, f"no such file (looked in {_describe(roots)}); named by {annotation}")
+                    builder.reject(
+                        expected,
+                        f"no such file (looked in {_describe(roots)}, and for a single file of that name anywhere); "
+                        f"named by {annotation}",
+                    )
                 elif (stem := PurePosixPath(source).stem) in owners:  # a hand-made layout: real page names are unique
                     builder.reject(
                         source, f"a page named {stem} is already used by {owners[stem]}; page names must be unique"
@@ -242,12 +247,25 @@ def _image_roots(listing: FolderListing, annotation: str) -> list[str]:
     return list(dict.fromkeys(roots))
 
 
-def _find_image(listing: FolderListing, roots: list[str], image: str) -> str | None:
+def _files_by_name(listing: FolderListing) -> dict[str, list[str]]:
+    by_name: dict[str, list[str]] = {}
+    for path in sorted(listing.files):
+        by_name.setdefault(PurePosixPath(path).name, []).append(path)
+    return by_name
+
+
+def _find_image(listing: FolderListing, roots: list[str], image: str, by_name: dict[str, list[str]]) -> str | None:
+    """The page where the annotation says, else the one file of that name anywhere in the input.
+
+    Many copies of DocVQA keep the pages in a flat folder (``images/xnbl0037_1.png``) although the
+    annotations say ``documents/xnbl0037_1.png``; page names are unique, so the name alone finds them.
+    """
     for root in roots:
         candidate = f"{root}/{image}" if root else image
         if candidate in listing.files:
             return candidate
-    return None
+    same_name = by_name.get(PurePosixPath(image).name, [])
+    return same_name[0] if len(same_name) == 1 else None
 
 
 def _describe(roots: list[str]) -> str:

@@ -36,7 +36,8 @@ def test_plan_has_one_item_per_page_and_sets_broken_rows_aside() -> None:
         ("train/train_v1.0.json data[6]", "questionId 1001 is already used by data[0]"),
         (
             "train/documents/jzhd0227_85.png",
-            "no such file (looked in train/, the input folder, test/, val/); named by train/train_v1.0.json",
+            "no such file (looked in train/, the input folder, test/, val/, and for a single file of that name anywhere); "
+            "named by train/train_v1.0.json",
         ),
     ]
     # test_v1.0.json has no answers; README.md, the OCR file and the test page are not used.
@@ -136,6 +137,21 @@ def test_rrc_download_layout_finds_pages_in_a_sibling_folder_and_prefers_questio
     assert [item.key for item in plan.items] == ["spdocvqa_images/documents/abcd0001_1.png"]
     assert records_of(results)["train-1"]["meta"]["question_types"] == ["figure/diagram"]
     assert plan.ignored == {"unused": 1}  # the file without question types
+
+
+def test_pages_in_a_flat_folder_are_found_by_their_unique_name(tmp_path: Path) -> None:
+    write_annotation(tmp_path / "val_v1.0.json", [row(1), row(2, "documents/abcd0002_1.png")])
+    write_page(tmp_path / "images/abcd0001_1.png")
+    write_page(tmp_path / "images/abcd0002_1.png")
+    write_page(tmp_path / "copy/abcd0002_1.png")  # two files of that name: which one is meant is unknown
+
+    plan, _ = convert_all(CONVERTER, tmp_path, DocVQAOptions())
+
+    assert [item.key for item in plan.items] == ["images/abcd0001_1.png"]
+    assert [reason for _, reason in plan.rejected] == [
+        "no such file (looked in the input folder, copy/, images/, and for a single file of that name anywhere); "
+        "named by val_v1.0.json"
+    ]
 
 
 def test_a_symlinked_documents_folder_is_followed_and_a_symlink_loop_is_harmless(tmp_path: Path) -> None:
