@@ -109,7 +109,7 @@ def load_model(model: str | Path, numerics: Numerics, quantize_4bit: bool = Fals
     if quantize_4bit:
         options["quantization_config"] = _nf4_config(numerics)
     try:
-        return AutoModelForCausalLM.from_pretrained(
+        loaded = AutoModelForCausalLM.from_pretrained(
             str(model),
             trust_remote_code=True,
             dtype=getattr(torch, numerics.load_dtype_name),
@@ -120,6 +120,28 @@ def load_model(model: str | Path, numerics: Numerics, quantize_4bit: bool = Fals
         )
     except ValueError as error:
         raise UsageError(f"cannot load {model} with --attn {numerics.attn}: {error}") from None
+    declare_shared_weights(loaded)
+    return loaded
+
+
+def declare_shared_weights(model: nn.Module) -> None:
+    """Tell transformers 5 which parameters are one tensor under two names, so the model can be saved.
+
+    The public Phi-3(.5)-vision code passes ``embed_tokens`` to its image embedding, which keeps it as
+    ``wte``, and declares ``_tied_weights_keys = ["lm_head.weight"]``: transformers 5 reads that
+    attribute as a mapping and fails (``'list' object has no attribute 'keys'``) in ``save_pretrained``,
+    so a full fine-tune would train for hours and then fail to write a checkpoint. Declaring the
+    parameters that really share storage, as ``{duplicate: original}``, saves each once.
+    """
+    if isinstance(getattr(model, "_tied_weights_keys", None), dict):
+        return
+    first_name: dict[int, str] = {}
+    shared: dict[str, str] = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        original = first_name.setdefault(id(parameter), name)
+        if original != name:
+            shared[name] = original
+    model._tied_weights_keys = shared
 
 
 def _nf4_config(numerics: Numerics):

@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
+from phi3v_train.model import declare_shared_weights
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = REPO_ROOT / "fixtures" / "phi35v"
 DEFAULT_OUT = REPO_ROOT / "fixtures" / "tiny-phi3v"
@@ -99,6 +101,7 @@ def write_random_weights(out: Path, seed: int) -> None:
     for separator in (embedding.glb_GN, embedding.sub_GN):
         torch.nn.init.normal_(separator, std=config.initializer_range)
     model.to(torch.bfloat16)
+    declare_shared_weights(model)  # as the real code, the model cannot be saved under transformers 5 without it
     with tempfile.TemporaryDirectory() as tmp:
         model.save_pretrained(tmp)
         shutil.copyfile(Path(tmp) / "model.safetensors", out / "model.safetensors")

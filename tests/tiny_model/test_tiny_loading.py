@@ -9,8 +9,11 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, CLIPVisionModel
+
+from phi3v_train.model import declare_shared_weights
 
 
 def _read_json(path):
@@ -110,8 +113,17 @@ def test_forward_takes_the_real_arguments_and_no_others(model):
     assert all(parameter.kind != inspect.Parameter.VAR_KEYWORD for parameter in parameters.values())
 
 
+def test_save_pretrained_fails_as_on_the_real_model_until_the_shared_weights_are_declared(model, tmp_path):
+    # The real remote code's list-style `_tied_weights_keys` under transformers 5.
+    with pytest.raises(AttributeError, match="'list' object has no attribute 'keys'"):
+        model.save_pretrained(tmp_path)
+    declare_shared_weights(model)
+    assert model._tied_weights_keys == {"model.vision_embed_tokens.wte.weight": "model.embed_tokens.weight"}
+
+
 def test_save_pretrained_and_from_pretrained_round_trip(model, load_processor, tmp_path):
     processor = load_processor(1)
+    declare_shared_weights(model)
     model.save_pretrained(tmp_path)
     processor.save_pretrained(tmp_path)
 
