@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -34,6 +33,7 @@ import orjson
 from phi3v_data.atomic import atomic_write_bytes
 from phi3v_data.converters.base import SPLITS, Converter, ConverterOptions, Item, ItemResult, Plan
 from phi3v_data.converters.workdir import IMAGES_DIR_NAME, Mode, StoredResult, WorkDir, prepare_out_dir
+from phi3v_data.cores import available_cores
 from phi3v_data.errors import FileNotFoundPhi3vDataError, InputLayoutError, Phi3vDataError, UsageError
 from phi3v_data.format import FORMAT_VERSION
 from phi3v_data.manifest import ConverterInfo, Manifest, Rejection, SplitEntry, split_entry, write_manifest
@@ -97,7 +97,7 @@ def run_conversion(
 ) -> ConversionReport:
     """Convert ``input_dir`` into the dataset folder ``out_dir`` (see the module docstring)."""
     if workers is None:
-        workers = os.cpu_count() or 1
+        workers = available_cores()
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
     _check_folders(input_dir, out_dir)

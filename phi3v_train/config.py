@@ -8,13 +8,13 @@ of 16 reached with micro-batches of 1 and gradient accumulation.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from phi3v_data.cores import available_cores
 from phi3v_data.errors import UsageError
 from phi3v_data.hd_crop import MAX_NUM_CROPS
 
@@ -24,11 +24,6 @@ Precision = Literal["bf16", "fp16", "fp32"]
 
 ADAPTER_MODES = ("lora", "qlora")
 MAX_DEFAULT_LOADER_WORKERS = 4
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on: its affinity mask where the OS has one (Linux), else all."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class _Settings(BaseModel):

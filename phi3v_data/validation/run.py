@@ -14,13 +14,14 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Literal
 
+from phi3v_data.atomic import atomic_stream
+from phi3v_data.cores import available_cores
 from phi3v_data.errors import UnreadableInputError, UsageError
 from phi3v_data.hd_crop import MAX_NUM_CROPS
 from phi3v_data.images import DEFAULT_MAX_PIXELS
 from phi3v_data.validation.chunks import ChunkTask, chunk_ranges
 from phi3v_data.validation.image_checks import IMAGES_MODES, ImagesMode
 from phi3v_data.validation.inputs import Dataset, discover
-from phi3v_data.atomic import atomic_stream
 from phi3v_data.validation.merge import Merger
 from phi3v_data.validation.report import TokenStats, ValidationReport
 from phi3v_data.validation.worker import CheckOptions, ChunkChecker, ChunkResult, check_chunk, init_worker
@@ -77,7 +78,7 @@ def validate(
         lengths = stack.enter_context(atomic_stream(lengths_file)) if lengths_file is not None else None
         merger = Merger(datasets, lengths)
         done = 0
-        for result in _results(tasks, options, workers or _available_cores(), prompt_builder):
+        for result in _results(tasks, options, workers or available_cores(), prompt_builder):
             merger.add(result)
             done += result.byte_count
             if progress is not None:
@@ -148,12 +149,6 @@ def _results(tasks: list[ChunkTask], options: CheckOptions, workers: int, prompt
     with ProcessPoolExecutor(min(workers, len(tasks)), initializer=init_worker, initargs=(options,)) as pool:
         yield from pool.map(check_chunk, tasks)
 
-
-def _available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _options_summary(options: CheckOptions, images_root: object, lengths_file: object) -> dict[str, Any]:
