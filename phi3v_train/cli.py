@@ -8,6 +8,7 @@ Training is the default command, so ``phi3v-train --data D --model M ...`` and
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import types
@@ -33,6 +34,8 @@ _PRECISION_HELP = {
 EXIT_DATA_ERRORS = 1
 EXIT_REFUSED = 2
 DEBUG_ENV = "PHI3V_TRAIN_DEBUG"
+# What the [train] extra installs: without them the trainer cannot start, and says how to fix it.
+TRAIN_EXTRA_MODULES = frozenset({"torch", "torchvision", "transformers", "accelerate", "peft", "yaml"})
 EXIT_CODES_EPILOG = f"""Exit status: 0 done; {EXIT_DATA_ERRORS} --validate found errors in the data; {EXIT_REFUSED} refused: bad options,
 data without a matching manifest.json, a --model that cannot be found, an input that cannot be read,
 or an internal error ({DEBUG_ENV}=1 shows its traceback)."""
@@ -177,7 +180,9 @@ def _run(action: Callable[[], Any]) -> Any:
         raise _DataErrors(_user_message(error)) from None
     except Phi3vDataError as error:
         raise _Refused(_user_message(error)) from None
-    except Exception as error:  # a bug, or a library failing in a way nobody foresaw
+    except Exception as error:  # a missing extra, a bug, or a library failing in a way nobody foresaw
+        if isinstance(error, ModuleNotFoundError) and (error.name or "").split(".")[0] in TRAIN_EXTRA_MODULES:
+            raise _Refused(f"phi3v-train needs {error.name}, which is not installed: pip install 'phi3v-data[train]'") from None
         if os.environ.get(DEBUG_ENV):
             raise
         summary = _user_message(error).splitlines()[0] if str(error) else ""
@@ -218,9 +223,7 @@ def train(config_file: Path | None, print_config: bool, **given: Any) -> None:
     if print_config:
         _run(lambda: click.echo(_annotated_yaml(config), nl=False))
         return
-    from phi3v_train.trainer import run_training
-
-    _run(lambda: run_training(config))
+    _run(lambda: importlib.import_module("phi3v_train.trainer").run_training(config))
 
 
 def _annotated_yaml(config: TrainConfig) -> str:
@@ -236,6 +239,4 @@ def evaluate(config_file: Path | None, **given: Any) -> None:
     """Generate answers with a trained model; report exact match and ANLS, save predictions as JSONL."""
     config = _run(lambda: _settings(EvalConfig, config_file, given))
     _quiet_missing_4bit_kernel()  # evaluation never quantizes
-    from phi3v_train.evaluate import run_evaluation
-
-    _run(lambda: run_evaluation(config))
+    _run(lambda: importlib.import_module("phi3v_train.evaluate").run_evaluation(config))

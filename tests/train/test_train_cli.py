@@ -165,3 +165,15 @@ def test_a_qlora_run_keeps_what_bitsandbytes_logs_about_its_4bit_kernel(tmp_path
     bitsandbytes_alone = subprocess.run([sys.executable, "-c", "import bitsandbytes"], capture_output=True, text=True, check=True)
     result = train_in_a_new_process("qlora", tmp_path)
     assert (MISSING_4BIT_KERNEL in result.stderr) == (MISSING_4BIT_KERNEL in bitsandbytes_alone.stderr)
+
+
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_without_the_train_extra_the_trainer_says_what_to_install(folder_dataset, tmp_path, command) -> None:
+    # A base install (`pip install phi3v-data`) has no torch: simulated in a fresh interpreter.
+    arguments = [command, "--data", str(folder_dataset), "--model", str(tmp_path)]
+    if command == "train":
+        arguments += ["--mode", "lora", "--output-dir", str(tmp_path / "out")]
+    script = f"import sys; sys.modules['torch'] = None\nfrom phi3v_train.cli import main\nmain({arguments!r})"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == "Error: phi3v-train needs torch, which is not installed: pip install 'phi3v-data[train]'"
