@@ -26,12 +26,12 @@ planned, frames must arrive in timestamp order); any surprise falls back to the 
 which is the definition itself. Each decoder runs one thread (slice threading, never frame
 threading): the parallelism is one clip per process.
 
-Only the PyAV backend is offered; decord and OpenCV fail the same exactness test on
-``fixtures/ucf101``. decord 0.6 returns other frames than asked for 4 to 7 of 8 indices on every
-MPEG-4 Part 2 clip with B-frames (packed or not) and cannot open the truncated MP4. OpenCV's
-frame count is the header's (25 for a packed XviD clip of 23 frames, 75 for a truncated clip of
-36), its own sequential read of the truncated MP4 stops at 34 frames, and asked for a frame past
-that it returns the same stale frame for every index.
+Frames are read with PyAV only. decord and OpenCV were measured and are not offered: both fail the
+same exactness test on ``fixtures/ucf101``. decord 0.6 returns other frames than asked for 4 to 7
+of 8 indices on every MPEG-4 Part 2 clip with B-frames (packed or not) and cannot open the
+truncated MP4. OpenCV's frame count is the header's (25 for a packed XviD clip of 23 frames, 75 for
+a truncated clip of 36), its own sequential read of the truncated MP4 stops at 34 frames, and asked
+for a frame past that it returns the same stale frame for every index.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -55,7 +55,6 @@ if TYPE_CHECKING:
     from av.video.stream import VideoStream
 
 DEFAULT_NUM_FRAMES = 8
-DEFAULT_BACKEND = "pyav"
 JPEG_QUALITY = 95
 # One decoding thread: callers parallelise over clips with processes, which scales better than
 # threads inside one decoder and avoids frame threading altogether.
@@ -90,18 +89,6 @@ class SampledClip:
     frames: tuple[Image.Image, ...]
 
 
-class VideoBackend(Protocol):
-    """A frame reader: exact counts and frames, as defined in this module's docstring."""
-
-    name: str
-
-    def count_frames(self, path: str | Path, *, full_decode: bool = False) -> int: ...
-
-    def read_frames(
-        self, path: str | Path, indices: Sequence[int], *, full_decode: bool = False
-    ) -> list[Image.Image]: ...
-
-
 def cookbook_indices(n: int, k: int) -> list[int]:
     """The cookbook's ``np.arange(0, n, n / k).astype(int)``, cut to ``k`` entries.
 
@@ -120,34 +107,26 @@ def count_decodable_frames(path: str | Path, *, full_decode: bool = False) -> in
 
     Counts packets unless the clip looks damaged or ``full_decode`` asks to decode every frame.
     """
-    if not full_decode:
-        scan = _scan(path)
-        if not scan.damaged:
-            return scan.num_frames
-    with _opened(path) as (container, stream):
-        return sum(1 for _ in _decoded_frames(container, stream, path, tolerate_errors=True))
+    return _count(path, None if full_decode else _scan(path))
 
 
 def read_frames(
-    path: str | Path,
-    indices: Sequence[int],
-    backend: str = DEFAULT_BACKEND,
-    *,
-    full_decode: bool = False,
+    path: str | Path, indices: Sequence[int], *, full_decode: bool = False
 ) -> list[Image.Image]:
     """The RGB frames a full sequential decode gives at ``indices`` (any order, repeats allowed).
 
     ``full_decode`` reads forward from the first frame and skips packets the decoder rejects,
     exactly like the definition; without it a damaged clip raises :class:`InconsistentClipError`.
     """
-    return backend_named(backend).read_frames(path, indices, full_decode=full_decode)
+    if any(not isinstance(i, (int, np.integer)) or i < 0 for i in indices):
+        raise UsageError(f"frame indices must be non-negative integers, got {list(indices)}")
+    if len(indices) == 0:
+        return []
+    return _read(path, indices, None if full_decode else _scan(path))
 
 
 def sample_clip(
-    path: str | Path,
-    num_frames: int = DEFAULT_NUM_FRAMES,
-    max_side: int | None = None,
-    backend: str = DEFAULT_BACKEND,
+    path: str | Path, num_frames: int = DEFAULT_NUM_FRAMES, max_side: int | None = None
 ) -> SampledClip:
     """Count the decodable frames, pick the cookbook indices, read them, and downscale.
 
@@ -158,26 +137,45 @@ def sample_clip(
         raise UsageError(f"num_frames must be at least 1, got {num_frames}")
     if max_side is not None and max_side < 1:
         raise UsageError(f"max_side must be a positive number of pixels, got {max_side}")
-    reader = backend_named(backend)
     try:
-        clip = _sample(reader, path, num_frames, full_decode=False)
+        clip = _sample(path, num_frames, _scan(path))
     except InconsistentClipError:  # the packet count was wrong: count and read by decoding
-        clip = _sample(reader, path, num_frames, full_decode=True)
+        clip = _sample(path, num_frames, None)
     if max_side is None:
         return clip
     frames = tuple(_fit_within(frame, max_side) for frame in clip.frames)
     return SampledClip(clip.num_decodable, clip.indices, frames)
 
 
-def _sample(
-    reader: VideoBackend, path: str | Path, num_frames: int, full_decode: bool
-) -> SampledClip:
-    n = reader.count_frames(path, full_decode=full_decode)
+def _sample(path: str | Path, num_frames: int, scan: _ClipScan | None) -> SampledClip:
+    """Count and read using ``scan``, the clip demuxed once; None counts and reads by decoding."""
+    n = _count(path, scan)
     if n == 0:
         raise VideoDecodeError(path, "no frame decodes; the file is corrupt, drop or re-encode it")
     indices = cookbook_indices(n, num_frames)
-    frames = reader.read_frames(path, indices, full_decode=full_decode)
+    frames = _read(path, indices, scan)
     return SampledClip(num_decodable=n, indices=tuple(indices), frames=tuple(frames))
+
+
+def _count(path: str | Path, scan: _ClipScan | None) -> int:
+    """The packet count of an undamaged ``scan``; otherwise (or with no scan) a full decode's."""
+    if scan is not None and not scan.damaged:
+        return scan.num_frames
+    with _opened(path) as (container, stream):
+        return sum(1 for _ in _decoded_frames(container, stream, path, tolerate_errors=True))
+
+
+def _read(path: str | Path, indices: Sequence[int], scan: _ClipScan | None) -> list[Image.Image]:
+    """Frames at valid, non-empty ``indices``: by the packets of an undamaged ``scan`` (seeking
+    where it is exact), else forward skipping packets the decoder rejects."""
+    wanted = sorted({int(i) for i in indices})
+    trusted = scan is not None and not scan.damaged  # frames should match the packets
+    if trusted and wanted[-1] >= scan.num_frames:
+        raise VideoDecodeError(path, _out_of_range(scan.num_frames, wanted[-1]))
+    images = _read_by_seeking(path, scan, wanted) if trusted and scan.can_seek else None
+    if images is None:
+        images = _read_forward(path, wanted, tolerate_errors=not trusted)
+    return [images[int(i)] for i in indices]
 
 
 def encode_jpeg(image: Image.Image, quality: int = JPEG_QUALITY) -> bytes:
@@ -185,45 +183,6 @@ def encode_jpeg(image: Image.Image, quality: int = JPEG_QUALITY) -> bytes:
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, format="JPEG", quality=quality, subsampling="4:2:0")
     return buffer.getvalue()
-
-
-def backend_named(name: str) -> VideoBackend:
-    """The backend registered as ``name``; a :class:`UsageError` listing the others if none."""
-    try:
-        return BACKEND_BY_NAME[name]
-    except KeyError:
-        raise UsageError(
-            f"unknown video backend {name!r}; available: {', '.join(sorted(BACKEND_BY_NAME))}"
-        ) from None
-
-
-class PyAVBackend:
-    """The exact reader described in the module docstring."""
-
-    name = "pyav"
-
-    def count_frames(self, path: str | Path, *, full_decode: bool = False) -> int:
-        return count_decodable_frames(path, full_decode=full_decode)
-
-    def read_frames(
-        self, path: str | Path, indices: Sequence[int], *, full_decode: bool = False
-    ) -> list[Image.Image]:
-        if any(not isinstance(i, (int, np.integer)) or i < 0 for i in indices):
-            raise UsageError(f"frame indices must be non-negative integers, got {list(indices)}")
-        wanted = sorted({int(i) for i in indices})
-        if not wanted:
-            return []
-        scan = None if full_decode else _scan(path)
-        trusted = scan is not None and not scan.damaged  # frames should match the packets
-        if trusted and wanted[-1] >= scan.num_frames:
-            raise VideoDecodeError(path, _out_of_range(scan.num_frames, wanted[-1]))
-        images = _read_by_seeking(path, scan, wanted) if trusted and scan.can_seek else None
-        if images is None:
-            images = _read_forward(path, wanted, tolerate_errors=not trusted)
-        return [images[int(i)] for i in indices]
-
-
-BACKEND_BY_NAME: dict[str, VideoBackend] = {"pyav": PyAVBackend()}
 
 
 @dataclass(frozen=True)

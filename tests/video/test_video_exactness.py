@@ -1,4 +1,4 @@
-"""Sampled frames are exactly those of a full sequential decode, on every fixture and backend."""
+"""Sampled frames are exactly those of a full sequential decode, on every fixture."""
 
 from __future__ import annotations
 
@@ -7,12 +7,7 @@ import numpy as np
 import pytest
 
 from phi3v_data.converters import video
-from phi3v_data.converters.video import (
-    BACKEND_BY_NAME,
-    count_decodable_frames,
-    read_frames,
-    sample_clip,
-)
+from phi3v_data.converters.video import count_decodable_frames, read_frames, sample_clip
 
 from video_fixtures import FIXTURES, GOLDEN, full_sequential_decode
 
@@ -55,11 +50,10 @@ def test_count_equals_full_decode_and_golden(clip) -> None:
     assert count_decodable_frames(path, full_decode=True) == GOLDEN[clip]["decodable_frames"]
 
 
-@pytest.mark.parametrize("backend", sorted(BACKEND_BY_NAME))
 @pytest.mark.parametrize("clip", CLIPS)
-def test_sampled_frames_equal_full_decode(clip, backend) -> None:
+def test_sampled_frames_equal_full_decode(clip) -> None:
     path = FIXTURES / clip
-    sampled = sample_clip(path, backend=backend)
+    sampled = sample_clip(path)
     reference = full_sequential_decode(path)
     assert sampled.num_decodable == len(reference)
     assert list(sampled.indices) == GOLDEN[clip]["indices"]
@@ -68,15 +62,14 @@ def test_sampled_frames_equal_full_decode(clip, backend) -> None:
         np.testing.assert_array_equal(np.asarray(frame), reference[index], err_msg=f"frame {index}")
 
 
-@pytest.mark.parametrize("backend", sorted(BACKEND_BY_NAME))
 @pytest.mark.parametrize("clip", CLIPS)
-def test_every_frame_in_any_order_equals_full_decode(clip, backend) -> None:
+def test_every_frame_in_any_order_equals_full_decode(clip) -> None:
     path = FIXTURES / clip
     reference = full_sequential_decode(path)
     # Backwards in steps of 3, then every frame, with repeats: the reader must sort, seek
     # between groups of pictures and continue inside one.
     indices = list(range(len(reference)))[::-3] + list(range(len(reference)))
-    for index, frame in zip(indices, read_frames(path, indices, backend=backend)):
+    for index, frame in zip(indices, read_frames(path, indices)):
         np.testing.assert_array_equal(np.asarray(frame), reference[index], err_msg=f"frame {index}")
 
 

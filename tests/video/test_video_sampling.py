@@ -13,8 +13,6 @@ import pytest
 from PIL import Image
 
 from phi3v_data.converters.video import (
-    BACKEND_BY_NAME,
-    DEFAULT_BACKEND,
     InconsistentClipError,
     VideoDecodeError,
     cookbook_indices,
@@ -161,16 +159,6 @@ def test_index_past_the_end_of_a_clean_clip_is_refused() -> None:
 def test_bad_indices_are_a_usage_error(indices) -> None:
     with pytest.raises(UsageError):
         read_frames(H264, indices)
-
-
-def test_unknown_backend_lists_the_available_ones() -> None:
-    with pytest.raises(UsageError, match="decord.*available: pyav"):
-        sample_clip(H264, backend="decord")
-
-
-def test_pyav_is_the_default_and_only_backend() -> None:
-    assert DEFAULT_BACKEND == "pyav"
-    assert sorted(BACKEND_BY_NAME) == ["pyav"]
 
 
 # --- output images ---------------------------------------------------------------------------
