@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from phi3v_data.converters.base import ImageFile
-from phi3v_data.images import EXTENSIONS_BY_FORMAT, ImageFault, probe_image
+from phi3v_data.images import EXTENSIONS_BY_FORMAT, probe_image
+from phi3v_data.problems import Fault
 
 # The extension a file gets when its own does not match its format.
 CANONICAL_EXTENSIONS = {
@@ -44,7 +45,7 @@ def copy_image(input_dir: Path, source: str, target_stem: str) -> ImageFile | Un
     """
     path = input_dir / source
     info = probe_image(path)
-    if isinstance(info, ImageFault):
+    if isinstance(info, Fault):
         return UnusableImage(source, f"{info.message} ({info.code})")
     try:
         data = path.read_bytes()

@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from phi3v_data.codes import ProblemCode
+from phi3v_data.problems import Fault
 
 # Formats the trainer's loader (Pillow) decodes. MPO is the multi-picture JPEG many phones write.
 SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "GIF", "WEBP", "BMP", "TIFF"})
@@ -56,33 +56,31 @@ class ImageInfo:
         return self.width, self.height
 
 
-@dataclass(frozen=True, slots=True)
-class ImageFault:
-    """Why an image file cannot be used (or, for warnings, what is odd about it)."""
-
-    code: ProblemCode
-    message: str
-
-
-def probe_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo | ImageFault:
-    """Check an image file from its header and tail, without decoding its pixels."""
+def file_fault(path: str | os.PathLike[str]) -> Fault | None:
+    """Why there is no regular file at ``path`` (symlinks followed), or None when there is one."""
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
-        return ImageFault("image-missing", "no such file")
+        return Fault("image-missing", "no such file")
     except OSError as error:
-        return ImageFault("image-unreadable", f"cannot stat the file: {error.strerror}")
-    if not stat.S_ISREG(mode):
-        return ImageFault("image-not-file", "not a regular file")
+        return Fault("image-unreadable", f"cannot stat the file: {error.strerror}")
+    return None if stat.S_ISREG(mode) else Fault("image-not-file", "not a regular file")
+
+
+def probe_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo | Fault:
+    """Check an image file from its header and tail, without decoding its pixels."""
+    fault = file_fault(path)
+    if fault:
+        return fault
     try:
         file = open(path, "rb")  # one open for both the header and the tail check
     except OSError as error:
-        return ImageFault("image-unreadable", f"cannot open the file: {error.strerror}")
+        return Fault("image-unreadable", f"cannot open the file: {error.strerror}")
     with file:
         return _probe_file(file, max_pixels)
 
 
-def _probe_file(file: BinaryIO, max_pixels: int) -> ImageInfo | ImageFault:
+def _probe_file(file: BinaryIO, max_pixels: int) -> ImageInfo | Fault:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # bomb and corrupt-EXIF warnings: the outcome is reported instead
@@ -91,35 +89,35 @@ def _probe_file(file: BinaryIO, max_pixels: int) -> ImageInfo | ImageFault:
                 tiff_data_end = _tiff_data_end(image) if info.format == "TIFF" else 0
     except Image.DecompressionBombError as error:
         # Pillow refuses these in Image.open whatever --max-pixels says, so the trainer could not load it.
-        return ImageFault("image-too-large", f"{str(error).rstrip('.')}; Pillow (and so the trainer) will not open it")
+        return Fault("image-too-large", f"{str(error).rstrip('.')}; Pillow (and so the trainer) will not open it")
     except UnidentifiedImageError:
-        return ImageFault("image-unreadable", f"not an image Pillow recognises (supported: {_supported()})")
+        return Fault("image-unreadable", f"not an image Pillow recognises (supported: {_supported()})")
     except (SyntaxError, ValueError, OSError) as error:
         if "truncated" in str(error).lower():
-            return ImageFault("image-truncated", f"the header is cut short ({error}): re-download or re-export it")
-        return ImageFault("image-unreadable", f"not a readable image: {error}")
+            return Fault("image-truncated", f"the header is cut short ({error}): re-download or re-export it")
+        return Fault("image-unreadable", f"not a readable image: {error}")
     if info.format not in SUPPORTED_FORMATS:
-        return ImageFault("image-unreadable", f"{info.format} is not a supported format ({_supported()})")
+        return Fault("image-unreadable", f"{info.format} is not a supported format ({_supported()})")
     if info.width <= 0 or info.height <= 0:
-        return ImageFault("image-zero-size", f"size is {info.width}x{info.height}")
+        return Fault("image-zero-size", f"size is {info.width}x{info.height}")
     if info.width * info.height > max_pixels:
-        return ImageFault(
+        return Fault(
             "image-too-large",
             f"{info.width}x{info.height} = {info.width * info.height} pixels is over the limit of {max_pixels}",
         )
     missing_end = _missing_end_marker(file, info.format, tiff_data_end)
     if missing_end:
-        return ImageFault("image-truncated", f"the file ends before its {missing_end}: re-download or re-export it")
+        return Fault("image-truncated", f"the file ends before its {missing_end}: re-download or re-export it")
     return info
 
 
-def extension_mismatch(path: str | os.PathLike[str], info: ImageInfo) -> ImageFault | None:
+def extension_mismatch(path: str | os.PathLike[str], info: ImageInfo) -> Fault | None:
     """A warning when the file's format does not match its extension (e.g. JPEG bytes in a .png)."""
     suffix = os.path.splitext(path)[1].lower()  # not pathlib: this runs once per image file
     if suffix in EXTENSIONS_BY_FORMAT.get(info.format, ()):
         return None
     named = f"named {suffix}" if suffix else "named without an extension"
-    return ImageFault("image-extension-mismatch", f"the file holds {info.format} data but is {named}")
+    return Fault("image-extension-mismatch", f"the file holds {info.format} data but is {named}")
 
 
 def load_image(path: str | os.PathLike[str]) -> Image.Image:

@@ -8,10 +8,9 @@ and the prompt builder puts a turn's tags before its text (the Phi-3 cookbook's 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from phi3v_data.codes import ProblemCode
+from phi3v_data.problems import Fault
 
 if TYPE_CHECKING:  # the validator's fast path must not pay for importing pydantic
     from phi3v_data.format import Record
@@ -19,21 +18,15 @@ if TYPE_CHECKING:  # the validator's fast path must not pay for importing pydant
 IMAGE_TAG = re.compile(r"<\|image_(\d+)\|>")
 
 
-@dataclass(frozen=True, slots=True)
-class PlaceholderFault:
-    code: ProblemCode
-    message: str
-
-
 def has_tags(record: Record) -> bool:
     """Whether any user text of the record places its images explicitly."""
     return any(IMAGE_TAG.search(turn.user) for turn in record.conversations)
 
 
-def placeholder_faults(record: Record) -> list[PlaceholderFault]:
+def placeholder_faults(record: Record) -> list[Fault]:
     """Every way the record's tags break the rules (empty when they are fine or absent)."""
     faults = [
-        PlaceholderFault(
+        Fault(
             "placeholder-in-assistant",
             f"conversations[{index}].assistant holds {IMAGE_TAG.search(turn.assistant).group(0)}; "
             "it will be trained as plain text",
@@ -49,7 +42,7 @@ def placeholder_faults(record: Record) -> list[PlaceholderFault]:
         found = [int(number) for number in IMAGE_TAG.findall(turn.user)]
         if found != expected:
             faults.append(
-                PlaceholderFault(
+                Fault(
                     "placeholder-mismatch",
                     f"conversations[{index}].user has tags {_tags(found)} but its {len(turn.images)} image(s) "
                     f"need {_tags(expected)}: once a record uses tags, every image needs one, numbered "

@@ -10,14 +10,12 @@
 from __future__ import annotations
 
 import functools
-import os
-import stat
 from pathlib import Path
 from typing import Literal, NamedTuple, get_args
 
-from phi3v_data.images import DEFAULT_MAX_PIXELS, ImageInfo, extension_mismatch, load_image, probe_image
+from phi3v_data.images import DEFAULT_MAX_PIXELS, ImageInfo, extension_mismatch, file_fault, load_image, probe_image
 from phi3v_data.paths import path_fault
-from phi3v_data.validation.faults import Fault
+from phi3v_data.problems import Fault
 from phi3v_data.validation.resolver import RootResolver
 
 ImagesMode = Literal["decode", "header", "exists", "none"]
@@ -50,40 +48,31 @@ class ImageChecker:
         """Check the image a record names as ``relative``; ``root`` is the resolved images root."""
         if self.mode == "none":
             fault = path_fault(relative)
-            return ImageOutcome((Fault(fault.code, fault.message),) if fault else (), None)
+            return ImageOutcome((fault,) if fault else (), None)
         resolver = self._resolvers.get(root) or self._resolvers.setdefault(root, RootResolver(root))
         resolved = resolver.resolve(relative)
         if not isinstance(resolved, str):
-            return ImageOutcome((Fault(resolved.code, resolved.message),), None)
+            return ImageOutcome((resolved,), None)
         faults, size = self._check_file(resolved)
         # The cache keeps messages without the path as written, which may differ between records.
         return ImageOutcome(tuple(Fault(code, f"{relative!r}: {message}") for code, message in faults), size)
 
     def _check_file_uncached(self, path: str) -> ImageOutcome:
         if self.mode == "exists":
-            return ImageOutcome(_existence_faults(path), None)
+            fault = file_fault(path)
+            return ImageOutcome((fault,) if fault else (), None)
         probed = probe_image(path, self.max_pixels)
         if not isinstance(probed, ImageInfo):
-            return ImageOutcome((Fault(probed.code, probed.message),), None)
+            return ImageOutcome((probed,), None)
         faults = []
         mismatch = extension_mismatch(path, probed)
         if mismatch:
-            faults.append(Fault(mismatch.code, mismatch.message))
+            faults.append(mismatch)
         if self.mode == "decode":
             failure = _decode_failure(path)
             if failure:
                 faults.append(failure)
         return ImageOutcome(tuple(faults), probed.display_size)
-
-
-def _existence_faults(path: str) -> tuple[Fault, ...]:
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        return (Fault("image-missing", "no such file"),)
-    except OSError as error:
-        return (Fault("image-unreadable", f"cannot stat the file: {error.strerror}"),)
-    return () if stat.S_ISREG(mode) else (Fault("image-not-file", "not a regular file"),)
 
 
 def _decode_failure(path: str) -> Fault | None:

@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from phi3v_data.errors import FileNotFoundPhi3vDataError, InputLayoutError
-
-IMAGES_FOLDER = "images"
+from phi3v_data.paths import IMAGES_DIR
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +40,7 @@ def discover(paths: Sequence[str | os.PathLike[str]], images_root: str | os.Path
     seen: set[Path] = set()
     for given in paths:
         folder, files = _jsonl_files(Path(given))
-        root = Path(images_root) if images_root is not None else folder / IMAGES_FOLDER
+        root = Path(images_root) if images_root is not None else folder / IMAGES_DIR
         dataset = datasets.setdefault(root.resolve(), Dataset(root.resolve()))
         for file in files:
             if file.path.resolve() not in seen:

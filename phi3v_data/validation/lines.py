@@ -17,7 +17,7 @@ from pydantic_core import from_json
 
 from phi3v_data.codes import ProblemCode
 from phi3v_data.format import Record, Turn
-from phi3v_data.validation.faults import Fault
+from phi3v_data.problems import Fault
 
 _RECORD_FIELDS = frozenset(Record.model_fields)
 _TURN_FIELDS = frozenset(Turn.model_fields)

@@ -15,8 +15,8 @@ import os
 import stat
 from pathlib import Path
 
-from phi3v_data.images import ImageFault
 from phi3v_data.paths import path_fault, resolve_inside
+from phi3v_data.problems import Fault
 
 _FOLDER_CACHE_SIZE = 1 << 14
 
@@ -30,7 +30,7 @@ class RootResolver:
         self._inside_prefix = os.path.join(self._root, "")
         self._real_folder = functools.lru_cache(maxsize=_FOLDER_CACHE_SIZE)(os.path.realpath)
 
-    def resolve(self, relative: str) -> str | ImageFault:
+    def resolve(self, relative: str) -> str | Fault:
         """The real path of the file ``relative`` names, or why it cannot be used."""
         fault = path_fault(relative)
         if fault:
@@ -48,6 +48,6 @@ class RootResolver:
             return self._resolve_slowly(relative)
         return candidate
 
-    def _resolve_slowly(self, relative: str) -> str | ImageFault:
+    def _resolve_slowly(self, relative: str) -> str | Fault:
         resolved = resolve_inside(self.root, relative)
-        return resolved if isinstance(resolved, ImageFault) else str(resolved)
+        return resolved if isinstance(resolved, Fault) else str(resolved)

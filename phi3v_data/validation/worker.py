@@ -12,15 +12,13 @@ import posixpath
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from phi3v_data.codes import ProblemCode
 from phi3v_data.hd_crop import image_token_count
 from phi3v_data.placeholders import placeholder_faults
-from phi3v_data.problems import Problem
+from phi3v_data.problems import Fault, Problem
 from phi3v_data.validation.chunks import ChunkTask, read_chunk
 from phi3v_data.validation.image_checks import ImageChecker, ImagesMode
-from phi3v_data.validation.faults import Fault
 from phi3v_data.validation.plain import TAG_START, plain_record
 
 if TYPE_CHECKING:  # the tokenizer and jinja2 load only when a model is given
@@ -197,16 +195,6 @@ def _too_long(tokens: int, image_tokens: int, max_length: int) -> Fault:
     )
 
 
-class _Finding(Protocol):
-    """A fault of any check: a line's, an image's, a placeholder's."""
-
-    @property
-    def code(self) -> ProblemCode: ...
-
-    @property
-    def message(self) -> str: ...
-
-
 class _Reporter:
     """Turns faults into problems of one file."""
 
@@ -214,7 +202,7 @@ class _Reporter:
         self.file = file
         self.problems = problems
 
-    def __call__(self, line: int, record_id: str | None, fault: _Finding) -> None:
+    def __call__(self, line: int, record_id: str | None, fault: Fault) -> None:
         self.problems.append(Problem(fault.code, fault.message, self.file, line, record_id))
 
 

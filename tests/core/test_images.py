@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from phi3v_data.images import ImageFault, ImageInfo, extension_mismatch, load_image, probe_image
+from phi3v_data.images import ImageInfo, extension_mismatch, load_image, probe_image
+from phi3v_data.problems import Fault
 
 
 def save(path: Path, image: Image.Image, image_format: str, **options: object) -> Path:
@@ -71,14 +72,14 @@ def test_a_jpeg_without_its_end_marker_is_truncated(tmp_path: Path) -> None:
     path = tmp_path / "cut.jpg"
     path.write_bytes(buffer.getvalue()[:-200])
     fault = probe_image(path)
-    assert isinstance(fault, ImageFault) and fault.code == "image-truncated"
+    assert isinstance(fault, Fault) and fault.code == "image-truncated"
 
 
 def test_a_png_without_iend_is_truncated(tmp_path: Path) -> None:
     path = save(tmp_path / "a.png", Image.new("RGB", (8, 8)), "PNG")
     path.write_bytes(path.read_bytes()[:-12])  # the IEND chunk is the last 12 bytes
     fault = probe_image(path)
-    assert isinstance(fault, ImageFault) and fault.code == "image-truncated"
+    assert isinstance(fault, Fault) and fault.code == "image-truncated"
 
 
 def test_a_tiff_cut_inside_its_pixel_strips_is_truncated(tmp_path: Path) -> None:
@@ -86,7 +87,7 @@ def test_a_tiff_cut_inside_its_pixel_strips_is_truncated(tmp_path: Path) -> None
     assert isinstance(probe_image(path), ImageInfo)
     path.write_bytes(path.read_bytes()[:-1000])
     fault = probe_image(path)
-    assert isinstance(fault, ImageFault) and fault.code == "image-truncated"
+    assert isinstance(fault, Fault) and fault.code == "image-truncated"
 
 
 def test_a_30000_square_png_is_refused_from_its_header(tmp_path: Path) -> None:
@@ -94,14 +95,14 @@ def test_a_30000_square_png_is_refused_from_its_header(tmp_path: Path) -> None:
     path.write_bytes(crafted_png(30000, 30000))
     assert path.stat().st_size < 200  # nothing to allocate: the header alone condemns it
     fault = probe_image(path)
-    assert isinstance(fault, ImageFault) and fault.code == "image-too-large"
+    assert isinstance(fault, Fault) and fault.code == "image-too-large"
 
 
 def test_the_pixel_limit_is_configurable(tmp_path: Path) -> None:
     path = save(tmp_path / "a.png", Image.new("RGB", (100, 100)), "PNG")
     assert isinstance(probe_image(path, max_pixels=10_000), ImageInfo)
     fault = probe_image(path, max_pixels=9_999)
-    assert isinstance(fault, ImageFault) and fault.code == "image-too-large"
+    assert isinstance(fault, Fault) and fault.code == "image-too-large"
 
 
 @pytest.mark.parametrize(
@@ -115,7 +116,7 @@ def test_the_pixel_limit_is_configurable(tmp_path: Path) -> None:
 )
 def test_files_that_are_not_images(tmp_path: Path, setup, code: str) -> None:  # type: ignore[no-untyped-def]
     fault = probe_image(setup(tmp_path))
-    assert isinstance(fault, ImageFault) and fault.code == code
+    assert isinstance(fault, Fault) and fault.code == code
 
 
 def test_extension_mismatch_is_reported_and_matching_names_are_not(tmp_path: Path) -> None:

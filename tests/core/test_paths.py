@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from phi3v_data.images import ImageFault
 from phi3v_data.paths import path_fault, resolve_inside
+from phi3v_data.problems import Fault
 
 
 @pytest.mark.parametrize(
@@ -43,4 +43,4 @@ def test_symlinks_inside_the_root_resolve_and_escapes_are_refused(tmp_path: Path
     assert resolve_inside(resolved_root, "sub/alias.jpg") == resolved_root / "real.jpg"
     for relative in ("escape.jpg", "up/secret.jpg"):
         fault = resolve_inside(resolved_root, relative)
-        assert isinstance(fault, ImageFault) and fault.code == "image-path-outside-root"
+        assert isinstance(fault, Fault) and fault.code == "image-path-outside-root"

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from phi3v_data.images import ImageFault
 from phi3v_data.paths import resolve_inside
+from phi3v_data.problems import Fault
 from phi3v_data.validation.resolver import RootResolver
 
 
@@ -51,7 +51,7 @@ segments = st.sampled_from(["a", "b", "x.jpg", "y.jpg", "z.jpg", "up", "to-x.jpg
 def test_same_answers_as_resolve_inside(resolver: RootResolver, relative: str) -> None:
     expected = resolve_inside(resolver.root, relative)
     found = resolver.resolve(relative)
-    if isinstance(expected, ImageFault):
-        assert isinstance(found, ImageFault) and found.code == expected.code
+    if isinstance(expected, Fault):
+        assert isinstance(found, Fault) and found.code == expected.code
     else:
         assert found == str(expected)
