@@ -2,7 +2,7 @@
 
 Line numbers count physical lines (``\\n``), 1-based, blank lines included, so an editor's
 ``:123`` lands on the line a problem names. A ``\\r`` before the ``\\n`` (CRLF files) is dropped;
-a UTF-8 byte-order mark at the very start is dropped and reported. Lines are read one at a time,
+a UTF-8 byte-order mark at the very start is dropped (the validator reports it). Lines are read one at a time,
 so a multi-megabyte line costs its own size and nothing more.
 """
 
@@ -25,21 +25,19 @@ class RawLine:
 
     number: int
     data: bytes
-    has_bom: bool = False
 
 
 def iter_raw_lines(path: str | os.PathLike[str]) -> Iterator[RawLine]:
     """Every physical line of the file, numbered from 1."""
     with open(path, "rb") as file:
         for number, data in enumerate(file, start=1):
-            has_bom = number == 1 and data.startswith(UTF8_BOM)
-            if has_bom:
+            if number == 1 and data.startswith(UTF8_BOM):
                 data = data[len(UTF8_BOM) :]
             if data.endswith(b"\n"):
                 data = data[:-1]
             if data.endswith(b"\r"):
                 data = data[:-1]
-            yield RawLine(number, data, has_bom)
+            yield RawLine(number, data)
 
 
 def iter_records(path: str | os.PathLike[str]) -> Iterator[tuple[int, Record]]:

@@ -12,7 +12,7 @@ import posixpath
 from array import array
 from collections.abc import Iterator, Sequence
 
-from phi3v_data.jsonl import iter_raw_lines
+from phi3v_data.jsonl import iter_records
 from phi3v_data.problems import Problem
 from phi3v_data.validation.inputs import InputFile
 from phi3v_data.validation.worker import image_key
@@ -35,22 +35,17 @@ def shared_keys(keys_per_file: Sequence[Sequence[array[int]]]) -> set[int]:
 
 def leak_problems(files: Sequence[InputFile], shared: set[int]) -> Iterator[tuple[int, Problem]]:
     """A warning (with the file's position in ``files``) for each line using an image an earlier file used."""
-    from phi3v_data.validation.lines import parse_line  # pydantic loads only when images are shared
-
     first_use: dict[str, tuple[int, str, int]] = {}
     for position, file in enumerate(files):
-        for line in iter_raw_lines(file.path):
-            record = parse_line(line.data).record if line.data and not line.data.isspace() else None
-            if record is None:
-                continue
+        for number, record in iter_records(file.path):  # pydantic loads only when images are shared
             for relative in record.images:
                 if image_key(relative) not in shared:
                     continue
                 normal = posixpath.normpath(relative)
-                earlier = first_use.setdefault(normal, (position, file.display_name, line.number))
+                earlier = first_use.setdefault(normal, (position, file.display_name, number))
                 if earlier[0] != position:
                     message = (
                         f"{relative!r} is also used by {earlier[1]}:{earlier[2]}; an image in two splits "
                         "leaks between them (evaluation on it is not blind)"
                     )
-                    yield position, Problem("image-split-leakage", message, file.display_name, line.number, record.id)
+                    yield position, Problem("image-split-leakage", message, file.display_name, number, record.id)

@@ -14,8 +14,7 @@ import re
 
 from orjson import JSONDecodeError, loads
 
-# Texts with a tag go to the careful path, whose Record the placeholder rules read.
-TAG_START = "<|image_"
+from phi3v_data.placeholders import TAG_START  # texts with a tag go to the careful path
 
 # A two-character needle: the regex engine jumps between occurrences of its first character,
 # twice as fast here as `in`.

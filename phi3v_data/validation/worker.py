@@ -19,7 +19,7 @@ from phi3v_data.placeholders import placeholder_faults
 from phi3v_data.problems import Fault, Problem
 from phi3v_data.validation.chunks import ChunkTask, read_chunk
 from phi3v_data.validation.image_checks import ImageChecker, ImagesMode
-from phi3v_data.validation.plain import TAG_START, plain_record
+from phi3v_data.validation.plain import plain_record
 
 if TYPE_CHECKING:  # the tokenizer and jinja2 load only when a model is given
     from phi3v_data.prompt import PromptBuilder
@@ -115,12 +115,8 @@ class ChunkChecker:
             result.id_lines.append(number)
         if record is None:
             return
-        for turn in record.conversations:
-            if TAG_START in turn.user or TAG_START in turn.assistant:
-                # The full placeholder rules only for the records that use tags.
-                for fault in placeholder_faults(record):
-                    report(number, record.id, fault)
-                break
+        for fault in placeholder_faults(record):
+            report(number, record.id, fault)
         image_tokens = self._check_images(task, record.id, record.images, number, result, report, paths_vetted=False)
         if self.prompt_builder is None or image_tokens is None:
             return

@@ -13,11 +13,11 @@ def test_raw_lines_are_numbered_physically_without_bom_or_line_ends(tmp_path: Pa
     path = tmp_path / "d.jsonl"
     path.write_bytes(b"\xef\xbb\xbf" + VALID % b"1" + b"\r\n\r\n" + VALID % b"2" + b"\n" + b"last")
     lines = list(iter_raw_lines(path))
-    assert [(line.number, line.data, line.has_bom) for line in lines] == [
-        (1, VALID % b"1", True),
-        (2, b"", False),
-        (3, VALID % b"2", False),
-        (4, b"last", False),
+    assert [(line.number, line.data) for line in lines] == [
+        (1, VALID % b"1"),
+        (2, b""),
+        (3, VALID % b"2"),
+        (4, b"last"),
     ]
 
 
