@@ -19,6 +19,8 @@ CROP_SIZE = 336
 TOKENS_PER_CROP = 144
 TOKENS_PER_ROW_SEPARATOR = 12
 MAX_NUM_CROPS = 16
+# Phi-3.5-vision's preprocessor_config.json (Phi-3-vision ships 16).
+DEFAULT_NUM_CROPS = 4
 
 
 def crop_grid(width: int, height: int, num_crops: int) -> tuple[int, int]:

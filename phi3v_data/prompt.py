@@ -108,19 +108,18 @@ class PromptBuilder:
 
     def encode(self, record: Record, image_token_counts: Sequence[int]) -> EncodedRecord:
         """Token ids and labels for a record whose i-th image expands to ``image_token_counts[i]`` tokens."""
-        prompts = self.prompts(record)
-        chunks_per_prompt = [IMAGE_TAG.split(prompt)[::2] for prompt in prompts]
-        flat_chunks = [chunk for chunks in chunks_per_prompt for chunk in chunks]
+        # IMAGE_TAG has one group, so a split alternates text chunks and tag numbers: one regex pass.
+        parts_per_prompt = [IMAGE_TAG.split(prompt) for prompt in self.prompts(record)]
+        flat_chunks = [chunk for parts in parts_per_prompt for chunk in parts[::2]]
         chunk_ids = iter(encoding.ids for encoding in self.tokenizer.encode_batch(flat_chunks, add_special_tokens=True))
         answer_ids = self.tokenizer.encode_batch(self.answers(record), add_special_tokens=False)
         input_ids: list[int] = []
         labels: list[int] = []
-        for turn, (prompt, answer) in enumerate(zip(prompts, answer_ids)):
-            numbers = [int(number) for number in IMAGE_TAG.findall(prompt)]
+        for turn, (parts, answer) in enumerate(zip(parts_per_prompt, answer_ids)):
             prompt_ids = list(next(chunk_ids))
             if turn and prompt_ids[: len(self._sequence_start)] == self._sequence_start:
                 del prompt_ids[: len(self._sequence_start)]
-            for number in numbers:
+            for number in map(int, parts[1::2]):
                 prompt_ids += [-number] * image_token_counts[number - 1]
                 prompt_ids += next(chunk_ids)
             input_ids += prompt_ids

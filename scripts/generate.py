@@ -73,11 +73,11 @@ def expected_files() -> dict[Path, str]:
     return expected
 
 
-def stale_files() -> list[Path]:
-    """The generated files whose text differs from what the code generates."""
+def stale_files(expected: dict[Path, str] | None = None) -> list[Path]:
+    """The generated files whose text differs from what the code generates (``expected``, by default)."""
     return [
         path
-        for path, text in expected_files().items()
+        for path, text in (expected or expected_files()).items()
         if not path.is_file() or path.read_text(encoding="utf-8") != text
     ]
 
@@ -86,12 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report stale files; exit 1 if any")
     args = parser.parse_args(argv)
-    stale = stale_files()
+    expected = expected_files()
+    stale = stale_files(expected)
     if args.check:
         for path in stale:
             print(f"stale: {path.relative_to(REPO_ROOT)} (run python scripts/generate.py)")
         return 1 if stale else 0
-    expected = expected_files()
     for path in stale:
         path.write_text(expected[path], encoding="utf-8")
         print(f"wrote {path.relative_to(REPO_ROOT)}")

@@ -17,7 +17,7 @@ import click
 
 from phi3v_data.atomic import atomic_write_text
 from phi3v_data.errors import Phi3vDataError, UsageError
-from phi3v_data.hd_crop import MAX_NUM_CROPS
+from phi3v_data.hd_crop import DEFAULT_NUM_CROPS, MAX_NUM_CROPS
 from phi3v_data.images import DEFAULT_MAX_PIXELS
 from phi3v_data.reporters import REPORTER_BY_NAME
 from phi3v_data.validation import IMAGES_MODES, ValidationReport
@@ -31,19 +31,19 @@ class ValidateArgs:
     """The parsed command line of ``phi3v-data validate``."""
 
     paths: tuple[Path, ...]
-    images_root: Path | None = None
-    images: str = "header"
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    output_format: str = "text"
-    output: Path | None = None
-    strict: bool = False
-    model: Path | None = None
-    num_crops: int = 4
-    max_length: int | None = None
-    lengths: Path | None = None
-    workers: int | None = None
-    write_manifest: bool = False
-    progress: bool = False
+    images_root: Path | None
+    images: str
+    max_pixels: int
+    output_format: str
+    output: Path | None
+    strict: bool
+    model: Path | None
+    num_crops: int
+    max_length: int | None
+    lengths: Path | None
+    workers: int | None
+    write_manifest: bool
+    progress: bool
 
 
 @click.command()
@@ -86,7 +86,7 @@ class ValidateArgs:
 @click.option(
     "--num-crops",
     type=click.IntRange(1, MAX_NUM_CROPS),
-    default=4,
+    default=DEFAULT_NUM_CROPS,
     show_default=True,
     help="The processor's num_crops: how many 336-pixel crops an image may be cut into.",
 )
@@ -138,7 +138,7 @@ def execute(args: ValidateArgs) -> int:
 def _run(args: ValidateArgs) -> ValidationReport:
     if args.write_manifest:
         _check_manifest_arguments(args)
-    with _ProgressBar(enabled=args.progress) as progress:
+    with _ProgressBar() as progress:
         return run_validation(
             args.paths,
             images_root=args.images_root,
@@ -178,8 +178,7 @@ def _write_manifest(args: ValidateArgs, report: ValidationReport) -> None:
 class _ProgressBar:
     """A progress bar on stderr, over the bytes checked; created on the first update."""
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
+    def __init__(self) -> None:
         self._bar: Any = None
         self._shown = 0
 

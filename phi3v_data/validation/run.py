@@ -17,7 +17,7 @@ from typing import Any, Literal
 from phi3v_data.atomic import atomic_stream
 from phi3v_data.cores import available_cores
 from phi3v_data.errors import UnreadableInputError, UsageError
-from phi3v_data.hd_crop import MAX_NUM_CROPS
+from phi3v_data.hd_crop import DEFAULT_NUM_CROPS, MAX_NUM_CROPS
 from phi3v_data.images import DEFAULT_MAX_PIXELS
 from phi3v_data.validation.chunks import ChunkTask, chunk_ranges
 from phi3v_data.validation.image_checks import IMAGES_MODES, ImagesMode
@@ -41,7 +41,7 @@ def validate(
     images: ImagesMode = "header",
     max_pixels: int = DEFAULT_MAX_PIXELS,
     model_dir: str | os.PathLike[str] | None = None,
-    num_crops: int = 4,
+    num_crops: int = DEFAULT_NUM_CROPS,
     max_length: int | None = None,
     lengths_file: str | os.PathLike[str] | None = None,
     workers: int | None = None,
@@ -72,7 +72,8 @@ def validate(
         max_length=max_length,
         keep_lengths=lengths_file is not None,
     )
-    tasks = _plan(datasets, _IMAGE_CHUNK_BYTES if images != "none" or model_dir else _LINE_CHUNK_BYTES)
+    # With a model, images is at least "header" by now: every record has image headers to read.
+    tasks = _plan(datasets, _IMAGE_CHUNK_BYTES if images != "none" else _LINE_CHUNK_BYTES)
     total_bytes = sum(task.end - task.start for task in tasks)
     with ExitStack() as stack:
         lengths = stack.enter_context(atomic_stream(lengths_file)) if lengths_file is not None else None
