@@ -113,9 +113,10 @@ class PlanBuilder:
         """An input known to be broken: a file (``img/01235.png``) or a line (``dev.jsonl:12``), and why."""
         self.plan.rejected.append((source, reason))
 
-    def skip(self, kind: str) -> None:
-        """Count one piece of data deliberately left out, e.g. ``unlabelled``."""
-        self.plan.skipped[kind] = self.plan.skipped.get(kind, 0) + 1
+    def skip(self, kind: str, count: int = 1) -> None:
+        """Count pieces of data deliberately left out, e.g. ``unlabelled``; a count of 0 records nothing."""
+        if count:
+            self.plan.skipped[kind] = self.plan.skipped.get(kind, 0) + count
 
     def finish(self, listing: FolderListing, used: set[str]) -> Plan:
         self.plan.ignored = listing.ignored(used)

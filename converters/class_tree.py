@@ -27,6 +27,10 @@ class ClassFile:
     inner: str
     """Its path below the class folder, e.g. ``clip.avi`` or ``2019/clip.avi``."""
 
+    def output_stem(self, split: str) -> str:
+        """Where its output goes, without extension: ``<split>/<label>/<inner without suffix>``."""
+        return f"{split}/{self.label}/{PurePosixPath(self.inner).with_suffix('').as_posix()}"
+
 
 @dataclass(frozen=True, slots=True)
 class ClassTree:
@@ -41,9 +45,10 @@ class ClassTree:
     def classes(self) -> list[str]:
         return sorted({file.label for file in self.files})
 
-    def ignored(self) -> dict[str, int]:
-        """``Plan.ignored``: hidden entries and files that are not data."""
-        return self.listing.ignored({file.path for file in self.files} | set(self.misplaced))
+    @property
+    def data_files(self) -> set[str]:
+        """Every file with a data extension, labelled or not: the rest of the listing is ignored."""
+        return {file.path for file in self.files} | set(self.misplaced)
 
 
 def scan_class_tree(root: Path, extensions: frozenset[str]) -> ClassTree:

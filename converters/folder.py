@@ -18,6 +18,7 @@ from typing import ClassVar
 from pydantic import Field, model_validator
 
 from phi3v_data.converters._images import UnusableImage, copy_image
+from phi3v_data.converters._inputs import PlanBuilder
 from phi3v_data.converters.base import ConverterOptions, Item, ItemResult, Plan
 from phi3v_data.converters.class_tree import ClassFile, describe_files, scan_class_tree
 from phi3v_data.converters.prompts import IMAGE_PROMPT, classification_prompt, classification_record
@@ -75,13 +76,15 @@ class FolderConverter:
             by_split[file.split or "train"].append(file)
         if not tree.has_splits:
             by_split = _carve(by_split["train"], options)
-        items = [
-            Item(key=file.path, split=split, index=index, payload=_payload(split, file, user))
-            for split, split_files in by_split.items()
-            for index, file in enumerate(sorted(split_files, key=lambda file: file.path))
-        ]
-        rejected = [(path, "not inside a class folder, so it has no label") for path in tree.misplaced] + clashes
-        return Plan(items=items, ignored=tree.ignored(), rejected=rejected)
+        builder = PlanBuilder()
+        for split, split_files in by_split.items():
+            for file in sorted(split_files, key=lambda file: file.path):
+                builder.add(split, file.path, _payload(split, file, user))
+        for path in tree.misplaced:
+            builder.reject(path, "not inside a class folder, so it has no label")
+        for path, reason in clashes:
+            builder.reject(path, reason)
+        return builder.finish(tree.listing, tree.data_files)
 
     def convert_item(self, item: Item, input_dir: Path, options: FolderOptions) -> ItemResult:
         image = copy_image(input_dir, item.payload["path"], item.payload["target_stem"])
@@ -99,8 +102,7 @@ class FolderConverter:
 
 
 def _payload(split: str, file: ClassFile, user: str) -> dict[str, str]:
-    stem = PurePosixPath(file.inner).with_suffix("").as_posix()
-    return {"path": file.path, "label": file.label, "user": user, "target_stem": f"{split}/{file.label}/{stem}"}
+    return {"path": file.path, "label": file.label, "user": user, "target_stem": file.output_stem(split)}
 
 
 def _without_clashes(files: list[ClassFile]) -> tuple[list[ClassFile], list[tuple[str, str]]]:

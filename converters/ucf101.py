@@ -26,15 +26,15 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from phi3v_data.converters._inputs import list_folder
+from phi3v_data.converters._inputs import FolderListing, PlanBuilder, list_folder
 from phi3v_data.converters.base import SPLITS, ConverterOptions, ImageFile, Item, ItemResult, Plan
-from phi3v_data.converters.class_tree import describe_files, scan_class_tree
+from phi3v_data.converters.class_tree import ClassFile, describe_files, scan_class_tree
 from phi3v_data.converters.prompts import VIDEO_PROMPT, classification_prompt, classification_record
 from phi3v_data.errors import InputLayoutError, UsageError
 
@@ -59,16 +59,6 @@ class Ucf101Options(ConverterOptions):
     """The user text; {classes} becomes the sorted, comma-separated class names."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Clip:
-    path: str
-    """Relative to the input folder."""
-    split: str
-    label: str
-    inner: str
-    """Its path below the class folder."""
-
-
 class Ucf101Converter:
     """UCF-101 action clips, one 8-frame classification record per clip.
 
@@ -88,25 +78,22 @@ class Ucf101Converter:
     def plan(self, input_dir: Path, options: Ucf101Options) -> Plan:
         if importlib.util.find_spec("av") is None:
             raise UsageError("the ucf101 source decodes videos with PyAV: pip install 'phi3v-data[video]'")
+        builder = PlanBuilder()
         if (input_dir / VIDEO_ROOT).is_dir() or (input_dir / LISTS_DIR).is_dir():
-            clips, plan = _plan_official(input_dir, options)
+            clips, listing, videos = _plan_official(input_dir, options, builder)
         else:
-            clips, plan = _plan_subset(input_dir, options)
+            clips, listing, videos = _plan_subset(input_dir, options, builder)
         classes = sorted({clip.label for clip in clips})
         if options.classes:
             _check_classes_exist(options.classes, classes)
             selected = [clip for clip in clips if clip.label in options.classes]
-            plan.skipped["class-not-selected"] = len(clips) - len(selected)
+            builder.skip("class-not-selected", len(clips) - len(selected))
             clips, classes = selected, sorted(options.classes)
         user = classification_prompt(options.prompt, classes)
         for split in SPLITS:
-            in_split = sorted((clip for clip in clips if clip.split == split), key=lambda clip: clip.path)
-            plan.items += [
-                Item(key=clip.path, split=split, index=index, payload=_payload(clip, user))
-                for index, clip in enumerate(in_split)
-            ]
-        plan.skipped = {kind: count for kind, count in plan.skipped.items() if count}
-        return plan
+            for clip in sorted((clip for clip in clips if clip.split == split), key=lambda clip: clip.path):
+                builder.add(split, clip.path, _payload(clip, split, user))
+        return builder.finish(listing, videos)
 
     def convert_item(self, item: Item, input_dir: Path, options: Ucf101Options) -> ItemResult:
         from phi3v_data.converters.video import VideoDecodeError, encode_jpeg, sample_clip
@@ -128,12 +115,14 @@ class Ucf101Converter:
         return ItemResult(records=[record], images=images)
 
 
-def _payload(clip: _Clip, user: str) -> dict[str, str]:
-    stem = PurePosixPath(clip.inner).with_suffix("").as_posix()
-    return {"video": clip.path, "label": clip.label, "user": user, "image_prefix": f"{clip.split}/{clip.label}/{stem}"}
+def _payload(clip: ClassFile, split: str, user: str) -> dict[str, str]:
+    return {"video": clip.path, "label": clip.label, "user": user, "image_prefix": clip.output_stem(split)}
 
 
-def _plan_subset(input_dir: Path, options: Ucf101Options) -> tuple[list[_Clip], Plan]:
+def _plan_subset(
+    input_dir: Path, options: Ucf101Options, builder: PlanBuilder
+) -> tuple[list[ClassFile], FolderListing, set[str]]:
+    """The labelled clips; also the listing and its video files, from which ``Plan.ignored`` is counted."""
     tree = scan_class_tree(input_dir, VIDEO_EXTENSIONS)
     if not (tree.has_splits and tree.files):
         raise InputLayoutError(
@@ -150,9 +139,9 @@ def _plan_subset(input_dir: Path, options: Ucf101Options) -> tuple[list[_Clip], 
             raise UsageError(
                 f"{flag} applies to the official layout ({LISTS_DIR}/), and {input_dir} is a subset layout"
             )
-    clips = [_Clip(file.path, file.split or "train", file.label, file.inner) for file in tree.files]
-    rejected = [(path, "not inside a <split>/<Class>/ folder, so it has no label") for path in tree.misplaced]
-    return clips, Plan(items=[], ignored=tree.ignored(), rejected=rejected)
+    for path in tree.misplaced:
+        builder.reject(path, "not inside a <split>/<Class>/ folder, so it has no label")
+    return tree.files, tree.listing, tree.data_files
 
 
 def _nested_layout_hint(input_dir: Path) -> str:
@@ -163,7 +152,10 @@ def _nested_layout_hint(input_dir: Path) -> str:
     return ""
 
 
-def _plan_official(input_dir: Path, options: Ucf101Options) -> tuple[list[_Clip], Plan]:
+def _plan_official(
+    input_dir: Path, options: Ucf101Options, builder: PlanBuilder
+) -> tuple[list[ClassFile], FolderListing, set[str]]:
+    """As :func:`_plan_subset`; the listing is of ``UCF-101/``, so its paths lack that prefix."""
     for required in (VIDEO_ROOT, LISTS_DIR):
         if not (input_dir / required).is_dir():
             raise InputLayoutError(
@@ -174,8 +166,7 @@ def _plan_official(input_dir: Path, options: Ucf101Options) -> tuple[list[_Clip]
     class_names = set(_read_class_index(lists / "classInd.txt"))
     listing = list_folder(input_dir / VIDEO_ROOT)
     present = {f"{VIDEO_ROOT}/{path}" for path in listing.files}
-    clips: list[_Clip] = []
-    rejected: list[tuple[str, str]] = []
+    clips: list[ClassFile] = []
     for split, list_name in (
         ("train", f"trainlist0{options.split_id}.txt"),
         ("test", f"testlist0{options.split_id}.txt"),
@@ -184,21 +175,16 @@ def _plan_official(input_dir: Path, options: Ucf101Options) -> tuple[list[_Clip]
             path = f"{VIDEO_ROOT}/{entry}"
             label, _, inner = entry.partition("/")
             if not inner or label not in class_names:
-                rejected.append((path, f"{LISTS_DIR}/{list_name} line {number} names no class of classInd.txt"))
+                builder.reject(path, f"{LISTS_DIR}/{list_name} line {number} names no class of classInd.txt")
             elif path not in present:
-                rejected.append((path, f"listed in {LISTS_DIR}/{list_name} line {number}, but the file is missing"))
+                builder.reject(path, f"listed in {LISTS_DIR}/{list_name} line {number}, but the file is missing")
             else:
-                clips.append(_Clip(path, split, label, inner))
+                clips.append(ClassFile(path, split, label, inner))
     clips = _carve_val_groups(clips, options.val_groups)
-    videos = {path for path in present if PurePosixPath(path).suffix.lower() in VIDEO_EXTENSIONS}
-    used = {clip.path for clip in clips}
-    plan = Plan(
-        items=[],
-        ignored=listing.ignored({path.removeprefix(f"{VIDEO_ROOT}/") for path in videos}),
-        skipped={"not-in-split-lists": len(videos - used)},
-        rejected=rejected,
-    )
-    return clips, plan
+    videos = {path for path in listing.files if PurePosixPath(path).suffix.lower() in VIDEO_EXTENSIONS}
+    listed = {clip.path.removeprefix(f"{VIDEO_ROOT}/") for clip in clips}
+    builder.skip("not-in-split-lists", len(videos - listed))
+    return clips, listing, videos
 
 
 def _read_class_index(path: Path) -> list[str]:
@@ -228,7 +214,7 @@ def _lines(path: Path) -> list[tuple[int, str]]:
     return [(number, line.strip()) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
 
 
-def _carve_val_groups(clips: list[_Clip], val_groups: int) -> list[_Clip]:
+def _carve_val_groups(clips: list[ClassFile], val_groups: int) -> list[ClassFile]:
     """Move, per class, the clips of the ``val_groups`` highest train groups to val (a class keeps one)."""
     if val_groups == 0:
         return clips
@@ -242,14 +228,12 @@ def _carve_val_groups(clips: list[_Clip], val_groups: int) -> list[_Clip]:
         for label, groups in groups_by_label.items()
     }
     return [
-        _Clip(clip.path, "val", clip.label, clip.inner)
-        if clip.split == "train" and _group(clip) in val.get(clip.label, set())
-        else clip
+        replace(clip, split="val") if clip.split == "train" and _group(clip) in val.get(clip.label, set()) else clip
         for clip in clips
     ]
 
 
-def _group(clip: _Clip) -> int | None:
+def _group(clip: ClassFile) -> int | None:
     """The ``gXX`` group of ``v_<Class>_gXX_cYY``; None for a file not named that way (it stays in train)."""
     match = _GROUP.search(PurePosixPath(clip.inner).stem)
     return int(match.group(1)) if match else None
