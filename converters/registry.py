@@ -69,8 +69,7 @@ def _load(entry_point: EntryPoint) -> Converter:
         converter_class = entry_point.load()
         converter = converter_class()
     except Exception as error:  # any failure of third-party code is reported, not raised through
-        hint = _install_hint(error)
-        raise ConverterLoadError(f"{where} cannot be loaded: {type(error).__name__}: {error}{hint}") from error
+        raise ConverterLoadError(f"{where} cannot be loaded: {type(error).__name__}: {error}") from error
     missing = [attribute for attribute in ("name", "summary", "Options") if not hasattr(converter, attribute)]
     missing += [method for method in _REQUIRED_METHODS if not callable(getattr(converter, method, None))]
     if missing:
@@ -79,8 +78,3 @@ def _load(entry_point: EntryPoint) -> Converter:
         raise ConverterLoadError(f"{where}: its Options must subclass phi3v_data.converters.base.ConverterOptions")
     return converter
 
-
-def _install_hint(error: Exception) -> str:
-    if isinstance(error, ModuleNotFoundError) and error.name == "av":
-        return " (install the video extra: pip install 'phi3v-data[video]')"
-    return ""
