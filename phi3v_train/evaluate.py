@@ -36,9 +36,9 @@ from phi3v_train.model import (
     is_adapter_dir,
     load_processor,
     load_trained,
-    model_default_attention,
     pad_token_id,
 )
+from phi3v_train.model_files import model_default_attention
 
 Echo = Callable[[str], None]
 

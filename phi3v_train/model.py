@@ -24,12 +24,9 @@ import json
 from pathlib import Path
 
 import torch
-from huggingface_hub import is_offline_mode
-from huggingface_hub.utils import HFValidationError, validate_repo_id
 from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
-from transformers import AutoModelForCausalLM, AutoProcessor, BitsAndBytesConfig, PretrainedConfig
-from transformers.utils import cached_file
+from transformers import AutoModelForCausalLM, AutoProcessor, BitsAndBytesConfig
 
 from phi3v_data.errors import ModelFilesError, UsageError
 from phi3v_train.config import TrainConfig
@@ -37,7 +34,6 @@ from phi3v_train.hardware import Numerics
 
 LANGUAGE_LORA_TARGETS = ("qkv_proj", "o_proj", "gate_up_proj", "down_proj", "lm_head")
 VISION_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2", "img_projection.0", "img_projection.2")
-TOKENIZER_FILE = "tokenizer.json"
 ADAPTER_CONFIG = "adapter_config.json"
 
 
@@ -45,50 +41,6 @@ def model_reference(model: str) -> str:
     """A local folder as an absolute path (what an adapter records as its base), a Hub id unchanged."""
     folder = Path(model)
     return str(folder.resolve()) if folder.is_dir() else model
-
-
-def model_files_dir(model: str) -> Path:
-    """The local folder holding the model's tokenizer files (the Hub cache for a model id)."""
-    folder = Path(model)
-    if folder.is_dir():
-        return folder
-    try:
-        return Path(cached_file(model, TOKENIZER_FILE)).parent
-    except OSError as error:
-        raise ModelFilesError(_hub_failure(model, "find the tokenizer of", error)) from None
-
-
-def model_default_attention(model: str) -> str | None:
-    """The attention implementation the model's config.json asks for, if any."""
-    try:
-        config, _ = PretrainedConfig.get_config_dict(model)
-    except OSError as error:
-        raise ModelFilesError(_hub_failure(model, "read the configuration of", error)) from None
-    return config.get("_attn_implementation") or config.get("attn_implementation")
-
-
-def _hub_failure(model: str, action: str, error: OSError) -> str:
-    """Why ``model`` could not be used: not a folder and not a usable Hub id, or a folder missing a file."""
-    path = Path(model)
-    if path.is_dir():
-        return f"cannot {action} {model}: {error}"
-    if path.exists():
-        return f"--model {model} is a file: point it at the model's folder (or give a Hugging Face model id)"
-    try:
-        validate_repo_id(model)
-    except HFValidationError:
-        return (
-            f"--model {model} is neither a local folder nor a valid Hugging Face model id "
-            "(such as microsoft/Phi-3.5-vision-instruct)"
-        )
-    # transformers' own message spans lines and points at its docs; its first line says what failed.
-    reason = str(error).splitlines()[0]
-    if is_offline_mode():
-        return (
-            f"--model {model} is not a local folder, and with HF_HUB_OFFLINE=1 a Hugging Face model id must "
-            f"already be in the local cache ({reason})"
-        )
-    return f"--model {model} is not a local folder, and the Hugging Face Hub did not provide it ({reason})"
 
 
 def load_processor(model: str | Path, num_crops: int | None = None):

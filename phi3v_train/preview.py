@@ -11,7 +11,7 @@ from phi3v_data.manifest import require_validated
 from phi3v_train.config import TrainConfig
 from phi3v_train.data import choose_split, default_num_crops, load_split
 from phi3v_train.hardware import Hardware, HardwareError, resolve_numerics
-from phi3v_train.model import model_default_attention
+from phi3v_train.model_files import model_default_attention
 
 DECIDED_AT_LOAD = "decided when the model loads"
 

@@ -39,13 +39,12 @@ from phi3v_train.hardware import Hardware, Numerics, resolve_numerics
 from phi3v_train.model import (
     load_model,
     load_processor,
-    model_default_attention,
-    model_files_dir,
     model_reference,
     pad_token_id,
     parameter_counts,
     prepare_for_mode,
 )
+from phi3v_train.model_files import model_default_attention, model_files_dir
 
 RUN_CONFIG_NAME = "phi3v_train.yaml"
 Echo = Callable[[str], None]

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from phi3v_train.hardware import Hardware, HardwareError, resolve_numerics
-from phi3v_train.model import model_default_attention
+from phi3v_train.model_files import model_default_attention
 
 REAL_MODEL_FILES = Path(__file__).resolve().parents[2] / "fixtures" / "phi35v"
 

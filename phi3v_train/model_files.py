@@ -1,0 +1,65 @@
+"""Where a model's small files are: a local folder, or the Hugging Face cache for a Hub id.
+
+Light on purpose (no torch model code, peft or bitsandbytes): ``--print-config`` reads the model's
+config through it without loading the trainer's heavy modules.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from huggingface_hub import is_offline_mode
+from huggingface_hub.utils import HFValidationError, validate_repo_id
+from transformers import PretrainedConfig
+from transformers.utils import cached_file
+
+from phi3v_data.errors import ModelFilesError
+
+# What PromptBuilder.from_model_dir reads: the tokenizer, and the chat template in the tokenizer's config.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+
+
+def model_files_dir(model: str) -> Path:
+    """The local folder holding the model's tokenizer files (the Hub cache's snapshot for a model id)."""
+    folder = Path(model)
+    if folder.is_dir():
+        return folder
+    try:
+        # Each file is fetched (or found in the cache) on its own; all land in one snapshot folder.
+        paths = [Path(cached_file(model, name)) for name in TOKENIZER_FILES]
+    except OSError as error:
+        raise ModelFilesError(_hub_failure(model, "find the tokenizer of", error)) from None
+    return paths[0].parent
+
+
+def model_default_attention(model: str) -> str | None:
+    """The attention implementation the model's config.json asks for, if any."""
+    try:
+        config, _ = PretrainedConfig.get_config_dict(model)
+    except OSError as error:
+        raise ModelFilesError(_hub_failure(model, "read the configuration of", error)) from None
+    return config.get("_attn_implementation") or config.get("attn_implementation")
+
+
+def _hub_failure(model: str, action: str, error: OSError) -> str:
+    """Why ``model`` could not be used: not a folder and not a usable Hub id, or a folder missing a file."""
+    path = Path(model)
+    if path.is_dir():
+        return f"cannot {action} {model}: {error}"
+    if path.exists():
+        return f"--model {model} is a file: point it at the model's folder (or give a Hugging Face model id)"
+    try:
+        validate_repo_id(model)
+    except HFValidationError:
+        return (
+            f"--model {model} is neither a local folder nor a valid Hugging Face model id "
+            "(such as microsoft/Phi-3.5-vision-instruct)"
+        )
+    # transformers' own message spans lines and points at its docs; its first line says what failed.
+    reason = str(error).splitlines()[0]
+    if is_offline_mode():
+        return (
+            f"--model {model} is not a local folder, and with HF_HUB_OFFLINE=1 a Hugging Face model id must "
+            f"already be in the local cache ({reason})"
+        )
+    return f"--model {model} is not a local folder, and the Hugging Face Hub did not provide it ({reason})"
