@@ -15,7 +15,7 @@ drawn, with the core's loader (EXIF rotation, RGB); :class:`Phi3VCollator` turns
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,9 +29,10 @@ from phi3v_data.hd_crop import image_token_count
 from phi3v_data.images import ImageInfo, load_image, probe_image
 from phi3v_data.jsonl import iter_records
 from phi3v_data.manifest import Manifest
+from phi3v_data.paths import IMAGES_DIR
 from phi3v_data.prompt import IGNORE_INDEX, PromptBuilder
+from phi3v_train.config import TrainConfig
 
-IMAGES_DIR = "images"
 EVAL_SPLIT_PREFERENCE = ("val", "validation", "test")
 
 
@@ -89,6 +90,22 @@ def load_split(dataset_dir: Path, manifest: Manifest, split: str) -> list[Datase
     return [
         DatasetRecord(record, images_root, f"{path}:{number}") for number, record in iter_records(path)
     ]
+
+
+def split_records(
+    dataset_dir: Path, manifest: Manifest, wanted: str | None, option: str
+) -> tuple[str, list[DatasetRecord]]:
+    """The split :func:`choose_split` picks and its records."""
+    split = choose_split(manifest, dataset_dir, wanted, option)
+    return split, load_split(dataset_dir, manifest, split)
+
+
+def train_records(config: TrainConfig, manifest_of: Callable[[Path], Manifest]) -> list[DatasetRecord]:
+    """The --train-split records of every --data folder, in order; ``manifest_of`` opens a folder."""
+    records: list[DatasetRecord] = []
+    for folder in config.data:
+        records += split_records(folder, manifest_of(folder), config.train_split, "--train-split")[1]
+    return records
 
 
 def default_num_crops(records: Sequence[DatasetRecord]) -> int:

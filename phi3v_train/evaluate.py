@@ -28,7 +28,7 @@ from phi3v_data.format import Record
 from phi3v_data.metrics import anls, exact_match, mean
 from phi3v_data.prompt import ANSWER_END, IGNORE_INDEX, SEQUENCE_END, PromptBuilder
 from phi3v_train.config import EvalConfig
-from phi3v_train.data import DatasetRecord, Phi3VCollator, RecordDataset, choose_split, drop_too_long, load_split, pad_batch
+from phi3v_train.data import DatasetRecord, Phi3VCollator, RecordDataset, drop_too_long, pad_batch, split_records
 from phi3v_train.validated import open_dataset
 from phi3v_train.hardware import Hardware, resolve_numerics
 from phi3v_train.model import (
@@ -120,11 +120,8 @@ def run_evaluation(config: EvalConfig, echo: Echo | None = None) -> EvalReport |
 
     builder = PromptBuilder.from_model_dir(config.model)
     processor = load_processor(config.model)
-    manifest = open_dataset(config.data, config.validate_data)
-    split = choose_split(manifest, config.data, config.split, "--split")
-    records, skipped = drop_too_long(
-        load_split(config.data, manifest, split), builder, processor.image_processor.num_crops, config.max_length
-    )
+    split, records = split_records(config.data, open_dataset(config.data, config.validate_data), config.split, "--split")
+    records, skipped = drop_too_long(records, builder, processor.image_processor.num_crops, config.max_length)
     if skipped:
         echo(f"skipped {skipped} records longer than --max-length {config.max_length}")
     records = records[: config.limit] if config.limit else records

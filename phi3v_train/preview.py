@@ -9,7 +9,7 @@ from __future__ import annotations
 from phi3v_data.errors import Phi3vDataError
 from phi3v_data.manifest import require_validated
 from phi3v_train.config import TrainConfig
-from phi3v_train.data import choose_split, default_num_crops, load_split
+from phi3v_train.data import default_num_crops, train_records
 from phi3v_train.hardware import Hardware, HardwareError, resolve_numerics
 from phi3v_train.model_files import model_default_attention
 
@@ -31,10 +31,7 @@ def _num_crops_note(config: TrainConfig) -> str:
     if config.validate_data:
         return "decided from the data once --validate has checked it"
     try:
-        records = []
-        for folder in config.data:
-            manifest = require_validated(folder)
-            records += load_split(folder, manifest, choose_split(manifest, folder, config.train_split, "--train-split"))
+        records = train_records(config, require_validated)
     except Phi3vDataError as error:
         return f"decided from the data when training starts ({error})"
     return f"{default_num_crops(records)} (chosen from the training records)"

@@ -13,7 +13,7 @@ import os
 import resource
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +22,18 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArgu
 from transformers.trainer_utils import get_last_checkpoint
 
 from phi3v_data.errors import FileNotFoundPhi3vDataError, UsageError
+from phi3v_data.manifest import Manifest
 from phi3v_data.prompt import PromptBuilder
 from phi3v_train.config import TrainConfig, to_yaml
 from phi3v_train.data import (
     DatasetRecord,
     Phi3VCollator,
     RecordDataset,
-    choose_split,
     default_num_crops,
     drop_too_long,
-    load_split,
+    split_records,
+    train_records,
 )
-from phi3v_train.validated import open_dataset
 from phi3v_train.deepspeed import deepspeed_config, single_process_environment
 from phi3v_train.hardware import Hardware, Numerics, resolve_numerics
 from phi3v_train.model import (
@@ -45,6 +45,7 @@ from phi3v_train.model import (
     prepare_for_mode,
 )
 from phi3v_train.model_files import model_default_attention, model_files_dir
+from phi3v_train.validated import open_dataset
 
 RUN_CONFIG_NAME = "phi3v_train.yaml"
 Echo = Callable[[str], None]
@@ -65,15 +66,15 @@ class TrainResult:
     num_crops: int
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class PreparedData:
     """Training and evaluation records after the length filter."""
 
     train: list[DatasetRecord]
     eval: list[DatasetRecord] | None
     num_crops: int
-    skipped: int = 0
-    notes: list[str] = field(default_factory=list)
+    skipped: int
+    notes: list[str]
 
 
 def world_size() -> int:
@@ -111,31 +112,34 @@ def needs_unused_parameter_search(config: TrainConfig, has_text_only: bool) -> b
 
 def prepare_data(config: TrainConfig, builder: PromptBuilder) -> PreparedData:
     """Every --data folder's train split and the --eval-data split, too-long records dropped."""
-    train: list[DatasetRecord] = []
-    for folder in config.data:
-        manifest = open_dataset(folder, config.validate_data)
-        train += load_split(folder, manifest, choose_split(manifest, folder, config.train_split, "--train-split"))
+    manifests: dict[Path, Manifest] = {}
+
+    def manifest_of(folder: Path) -> Manifest:
+        # The shipped configs name one folder for --data and --eval-data: check (hash or validate) it once.
+        resolved = folder.resolve()
+        if resolved not in manifests:
+            manifests[resolved] = open_dataset(folder, config.validate_data)
+        return manifests[resolved]
+
+    train = train_records(config, manifest_of)
     if not train:
         raise UsageError(f"the {config.train_split} split of {', '.join(map(str, config.data))} holds no records")
     evaluation = None
     if config.eval_data is not None:
-        manifest = open_dataset(config.eval_data, config.validate_data)
-        split = choose_split(manifest, config.eval_data, config.eval_split, "--eval-split")
-        evaluation = load_split(config.eval_data, manifest, split)
+        _, evaluation = split_records(config.eval_data, manifest_of(config.eval_data), config.eval_split, "--eval-split")
     num_crops = config.num_crops or default_num_crops(train)
-    prepared = PreparedData(train, evaluation, num_crops)
-    prepared.train, prepared.skipped = drop_too_long(train, builder, num_crops, config.max_length)
-    if prepared.skipped:
-        prepared.notes.append(
-            f"skipped {prepared.skipped} of {len(train)} training records longer than --max-length {config.max_length}"
-        )
-    if evaluation is not None:
-        prepared.eval, skipped_eval = drop_too_long(evaluation, builder, num_crops, config.max_length)
-        if skipped_eval:
-            prepared.notes.append(f"skipped {skipped_eval} of {len(evaluation)} evaluation records too long")
-    if not prepared.train:
+    notes = []
+    kept, skipped = drop_too_long(train, builder, num_crops, config.max_length)
+    if skipped:
+        notes.append(f"skipped {skipped} of {len(train)} training records longer than --max-length {config.max_length}")
+    if not kept:
         raise UsageError(f"every training record is longer than --max-length {config.max_length}")
-    return prepared
+    kept_eval = None
+    if evaluation is not None:
+        kept_eval, skipped_eval = drop_too_long(evaluation, builder, num_crops, config.max_length)
+        if skipped_eval:
+            notes.append(f"skipped {skipped_eval} of {len(evaluation)} evaluation records too long")
+    return PreparedData(kept, kept_eval, num_crops, skipped, notes)
 
 
 def training_arguments(

@@ -30,6 +30,7 @@ from phi3v_train.data import (
 )
 from phi3v_train.validated import open_dataset
 from phi3v_train.model import load_processor, pad_token_id
+from phi3v_train import trainer
 from phi3v_train.trainer import gradient_accumulation_steps, needs_unused_parameter_search
 
 PAD = 32000  # <|endoftext|>: the pad token and the last answer token of Phi-3.5-vision
@@ -254,3 +255,16 @@ def test_ddp_searches_for_unused_weights_only_when_some_can_miss_a_gradient(tmp_
     assert not needs_unused_parameter_search(config(mode="lora"), has_text_only=False)
     assert needs_unused_parameter_search(config(mode="qlora"), has_text_only=True)
     assert not needs_unused_parameter_search(config(mode="lora", freeze_vision=True), has_text_only=True)
+
+
+def test_a_folder_for_both_data_and_eval_data_is_checked_once(folder_dataset, builder, tmp_path, monkeypatch):
+    opened = []
+
+    def open_and_count(folder, validate_now):
+        opened.append(folder)
+        return open_dataset(folder, validate_now)
+
+    monkeypatch.setattr(trainer, "open_dataset", open_and_count)
+    data = trainer.prepare_data(train_config(tmp_path, [folder_dataset], eval_data=folder_dataset), builder)
+    assert opened == [folder_dataset]
+    assert (len(data.train), len(data.eval), data.num_crops, data.skipped) == (4, 2, 1, 0)
