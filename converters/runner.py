@@ -49,20 +49,13 @@ class ConversionError(Phi3vDataError, RuntimeError):
     """The conversion could not finish (a worker died, a converter wrote an invalid dataset)."""
 
 
-@dataclass(frozen=True, slots=True)
-class ItemOutcome:
-    """What a worker reports for one item: small, so no image bytes cross process boundaries."""
-
-    key: str
-    rejection: str | None
-
-
 class Progress(Protocol):
     """Receives the item phase's progress (the CLI draws a bar with it on a terminal)."""
 
     def start(self, total: int, done: int) -> None: ...
 
-    def advance(self, outcome: ItemOutcome) -> None: ...
+    def advance(self) -> None:
+        """One more item finished (converted or rejected)."""
 
 
 @dataclass(slots=True)
@@ -116,9 +109,9 @@ def run_conversion(
         progress.start(len(plan.items), len(plan.items) - len(pending))
     started = time.perf_counter()
     convert = partial(_convert_and_store, converter, input_dir, options, work)
-    for outcome in _run_all(convert, pending, workers):
+    for _ in _run_all(convert, pending, workers):
         if progress:
-            progress.advance(outcome)
+            progress.advance()
     seconds = time.perf_counter() - started
 
     results = [_load_result(work, item) for item in plan.items]
@@ -168,15 +161,14 @@ def _plan_digest(plan: Plan) -> str:
 
 def _convert_and_store(
     converter: Converter, input_dir: Path, options: ConverterOptions, work: WorkDir, item: Item
-) -> ItemOutcome:
-    """One item, start to finish; runs in a worker process."""
+) -> None:
+    """One item, start to finish; runs in a worker process, and only its result file tells the parent."""
     try:
         result = converter.convert_item(item, input_dir, options)
     except Exception as error:  # one bad input, or a converter bug, must not stop the other items
         result = ItemResult.rejected(f"the {converter.name} converter failed on it: {type(error).__name__}: {error}")
     result = _checked(converter.name, result)
     work.store(item.key, result)
-    return ItemOutcome(item.key, result.rejection)
 
 
 def _checked(source: str, result: ItemResult) -> ItemResult:
@@ -198,8 +190,8 @@ def _checked(source: str, result: ItemResult) -> ItemResult:
     return result
 
 
-def _run_all(convert: Callable[[Item], ItemOutcome], items: list[Item], workers: int) -> Iterator[ItemOutcome]:
-    """``convert`` over ``items``: inline for one worker, else in a process pool, yielding as items finish."""
+def _run_all(convert: Callable[[Item], None], items: list[Item], workers: int) -> Iterator[None]:
+    """``convert`` over ``items``: inline for one worker, else in a process pool, yielding as each item finishes."""
     workers = min(workers, len(items))
     if workers <= 1:
         yield from map(convert, items)
@@ -207,7 +199,7 @@ def _run_all(convert: Callable[[Item], ItemOutcome], items: list[Item], workers:
     queue = iter(items)
     try:
         with ProcessPoolExecutor(max_workers=workers, initializer=_leave_interrupts_to_the_parent) as pool:
-            running: set[Future[ItemOutcome]] = set()
+            running: set[Future[None]] = set()
             try:
                 while True:
                     running |= {

@@ -56,16 +56,14 @@ class WorkDir:
     def path(self) -> Path:
         return self.out_dir / WORK_DIR_NAME
 
-    def store(self, key: str, result: ItemResult) -> StoredResult:
-        """Write the item's images, then its result file; returns what was recorded."""
+    def store(self, key: str, result: ItemResult) -> None:
+        """Write the item's images, then its result file (read back by :meth:`load`)."""
         images = {}
         for image in result.images:
             atomic_write_bytes(self.out_dir / IMAGES_DIR_NAME / image.relative_path, image.data)
             images[image.relative_path] = hashlib.sha256(image.data).hexdigest()
-        stored = StoredResult(key, result.records, images, result.rejection)
-        document = {"key": key, "records": stored.records, "images": images, "rejection": stored.rejection}
+        document = {"key": key, "records": result.records, "images": images, "rejection": result.rejection}
         atomic_write_bytes(self._result_path(key), orjson.dumps(document))
-        return stored
 
     def load(self, key: str) -> StoredResult | None:
         """The item's stored result, or None when it has not finished."""

@@ -23,7 +23,7 @@ from pydantic.fields import FieldInfo
 
 from phi3v_data.converters.base import Converter, ConverterOptions
 from phi3v_data.converters.registry import ConverterLoadError, list_sources, load_converter, source_names
-from phi3v_data.converters.runner import ConversionError, ConversionReport, ItemOutcome, run_conversion
+from phi3v_data.converters.runner import ConversionError, ConversionReport, run_conversion
 from phi3v_data.errors import Phi3vDataError
 
 EXIT_REJECTED = 1
@@ -211,7 +211,7 @@ class _TerminalProgress:
         )
         self._bar.update(done)
 
-    def advance(self, outcome: ItemOutcome) -> None:
+    def advance(self) -> None:
         self._bar.update(1)
 
 

@@ -37,7 +37,7 @@ class KillAfterItems:
     def start(self, total: int, done: int) -> None:
         pass
 
-    def advance(self, outcome: object) -> None:
+    def advance(self) -> None:
         self.left -= 1
         if self.left == 0:
             die()
