@@ -77,4 +77,3 @@ def _load(entry_point: EntryPoint) -> Converter:
     if not (isinstance(converter.Options, type) and issubclass(converter.Options, ConverterOptions)):
         raise ConverterLoadError(f"{where}: its Options must subclass phi3v_data.converters.base.ConverterOptions")
     return converter
-
