@@ -12,7 +12,7 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from phi3v_data.converters.base import Item, Plan
@@ -36,6 +36,15 @@ class FolderListing:
         """``Plan.ignored`` counts: hidden entries, and visible files the conversion did not use."""
         counts = {"hidden": self.hidden, "unused": len(self.files - used)}
         return {kind: count for kind, count in counts.items() if count}
+
+    def describe(self, limit: int = 3) -> str:
+        """What the folder holds, for an error message: e.g. ``12 .avi files, 1 .txt file``."""
+        suffixes = Counter(PurePosixPath(path).suffix.lower() or "extension-less" for path in self.files)
+        if not suffixes:
+            return "no files"
+        return ", ".join(
+            f"{count} {suffix} file{'s' if count > 1 else ''}" for suffix, count in suffixes.most_common(limit)
+        )
 
 
 def _is_hidden(name: str) -> bool:

@@ -7,7 +7,6 @@ folder names its split. A root mixing split folders with other folders is ambigu
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -75,13 +74,3 @@ def scan_class_tree(root: Path, extensions: frozenset[str]) -> ClassTree:
         split = parts[0] if has_splits else None
         files.append(ClassFile(path, split, parts[depth - 1], "/".join(parts[depth:])))
     return ClassTree(files, misplaced, has_splits, listing)
-
-
-def describe_files(listing: FolderListing, limit: int = 3) -> str:
-    """What a folder holds instead, for an error message: e.g. ``12 .avi files, 1 .txt file``."""
-    suffixes = Counter(PurePosixPath(path).suffix.lower() or "extension-less" for path in listing.files)
-    if not suffixes:
-        return "no files"
-    return ", ".join(
-        f"{count} {suffix} file{'s' if count > 1 else ''}" for suffix, count in suffixes.most_common(limit)
-    )

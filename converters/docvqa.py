@@ -39,7 +39,6 @@ from typing import Any, ClassVar
 from phi3v_data.converters._images import UnusableImage, copy_image
 from phi3v_data.converters._inputs import FolderListing, PlanBuilder, list_folder
 from phi3v_data.converters.base import SPLITS, ConverterOptions, Item, ItemResult, Plan
-from phi3v_data.converters.class_tree import describe_files
 from phi3v_data.errors import InputLayoutError
 from phi3v_data.paths import path_fault
 
@@ -79,7 +78,7 @@ class DocVQAConverter:
             raise InputLayoutError(
                 f"{input_dir} is not a DocVQA folder: expected train_v1.0.json, val_v1.0.json or test_v1.0.json "
                 "(at the top or one folder down, as in train/train_v1.0.json) with the page images in a "
-                f"documents/ folder next to it, but it holds {describe_files(listing)}"
+                f"documents/ folder next to it, but it holds {listing.describe()}"
             )
         builder = PlanBuilder()
         used = set(annotations.values())

@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 from phi3v_data.converters._images import UnusableImage, copy_image
 from phi3v_data.converters._inputs import PlanBuilder
 from phi3v_data.converters.base import ConverterOptions, Item, ItemResult, Plan
-from phi3v_data.converters.class_tree import ClassFile, describe_files, scan_class_tree
+from phi3v_data.converters.class_tree import ClassFile, scan_class_tree
 from phi3v_data.converters.prompts import IMAGE_PROMPT, classification_prompt, classification_record
 from phi3v_data.errors import InputLayoutError, UsageError
 from phi3v_data.images import EXTENSIONS_BY_FORMAT
@@ -62,7 +62,7 @@ class FolderConverter:
         if not tree.files:
             raise InputLayoutError(
                 f"expected images in class folders, <root>/<class>/<images> or <root>/<split>/<class>/<images>, "
-                f"but {input_dir} holds {describe_files(tree.listing)} there"
+                f"but {input_dir} holds {tree.listing.describe()} there"
             )
         if tree.has_splits and (options.val_fraction or options.test_fraction):
             raise UsageError(

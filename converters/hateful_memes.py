@@ -34,7 +34,6 @@ from pydantic import field_validator
 from phi3v_data.converters._images import UnusableImage, copy_image
 from phi3v_data.converters._inputs import PlanBuilder, list_folder, read_json_lines
 from phi3v_data.converters.base import ConverterOptions, Item, ItemResult, Plan
-from phi3v_data.converters.class_tree import describe_files
 from phi3v_data.errors import InputLayoutError
 from phi3v_data.paths import path_fault
 
@@ -83,7 +82,7 @@ class HatefulMemesConverter:
             raise InputLayoutError(
                 f"{input_dir} is not a Hateful Memes folder: expected train.jsonl, dev_seen.jsonl, dev_unseen.jsonl, "
                 "test_seen.jsonl or test_unseen.jsonl (or dev.jsonl, test.jsonl) next to an img/ folder of memes, but "
-                f"it holds {describe_files(listing)}"
+                f"it holds {listing.describe()}"
             )
         builder = PlanBuilder()
         used: set[str] = set()

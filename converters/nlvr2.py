@@ -38,7 +38,6 @@ from pydantic import field_validator
 from phi3v_data.converters._images import UnusableImage, copy_image
 from phi3v_data.converters._inputs import FolderListing, PlanBuilder, list_folder, read_json_lines
 from phi3v_data.converters.base import ConverterOptions, Item, ItemResult, Plan
-from phi3v_data.converters.class_tree import describe_files
 from phi3v_data.errors import InputLayoutError
 
 DEFAULT_PROMPT = 'Is this statement true or false about the two images? "{sentence}" Answer True or False.'
@@ -103,7 +102,7 @@ class NLVR2Converter:
         if not annotations:
             raise InputLayoutError(
                 f"{input_dir} is not an NLVR2 folder: expected train.json, dev.json or test1.json (at the top or "
-                f"in data/) with the images in images/train/, dev/ and test1/, but it holds {describe_files(listing)}"
+                f"in data/) with the images in images/train/, dev/ and test1/, but it holds {listing.describe()}"
             )
         builder = PlanBuilder()
         used = {path for path, _, _ in annotations}

@@ -34,7 +34,7 @@ from pydantic import Field
 
 from phi3v_data.converters._inputs import FolderListing, PlanBuilder, list_folder
 from phi3v_data.converters.base import SPLITS, ConverterOptions, ImageFile, Item, ItemResult, Plan
-from phi3v_data.converters.class_tree import ClassFile, describe_files, scan_class_tree
+from phi3v_data.converters.class_tree import ClassFile, scan_class_tree
 from phi3v_data.converters.prompts import VIDEO_PROMPT, classification_prompt, classification_record
 from phi3v_data.errors import InputLayoutError, UsageError
 
@@ -128,7 +128,7 @@ def _plan_subset(
         raise InputLayoutError(
             f"expected UCF-101 in the official layout ({VIDEO_ROOT}/<Class>/*.avi next to {LISTS_DIR}/) or the "
             f"cookbook's subset layout (<split>/<Class>/*.avi|mp4, splits train, val, test), but {input_dir} "
-            f"holds {describe_files(tree.listing)}{_nested_layout_hint(input_dir)}"
+            f"holds {tree.listing.describe()}{_nested_layout_hint(input_dir)}"
         )
     defaults = Ucf101Options()
     for flag, value, default in (
