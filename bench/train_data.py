@@ -35,10 +35,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from phi3v_data.manifest import Manifest, split_entry, write_manifest
+from phi3v_data.manifest import Manifest, read_manifest, split_entry, write_manifest
 from phi3v_data.prompt import PromptBuilder
 from phi3v_train.data import Phi3VCollator, RecordDataset, load_split
-from phi3v_train.model import load_processor, pad_token_id
+from phi3v_train.model import load_processor
 
 MODEL = Path(__file__).resolve().parents[1] / "fixtures" / "tiny-phi3v"
 WORKLOADS = {
@@ -70,8 +70,8 @@ def make_dataset(folder: Path, workload: str, records: int) -> Path:
 
 
 def ours(folder: Path, processor) -> Callable[[int], dict[str, torch.Tensor]]:
-    dataset = RecordDataset(load_split(folder, Manifest.model_validate_json((folder / "manifest.json").read_bytes()), "train"))
-    collator = Phi3VCollator(PromptBuilder.from_model_dir(MODEL), processor.image_processor, pad_token_id(processor))
+    dataset = RecordDataset(load_split(folder, read_manifest(folder), "train"))
+    collator = Phi3VCollator.for_processor(PromptBuilder.from_model_dir(MODEL), processor)
     return lambda index: collator([dataset[index]])
 
 

@@ -156,6 +156,14 @@ class Phi3VCollator:
         self.image_processor = image_processor
         self.pad_token_id = pad_token_id
 
+    @classmethod
+    def for_processor(cls, builder: PromptBuilder, processor) -> Phi3VCollator:
+        """The collator of a model's processor: its image processor, and its tokenizer's padding id
+        (``<|endoftext|>`` in Phi-3.5-vision, the same as eos)."""
+        tokenizer = processor.tokenizer
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        return cls(builder, processor.image_processor, pad)
+
     def encode(self, entry: DatasetRecord, images: list[Image.Image]) -> dict[str, Any]:
         """One record's ``input_ids``, ``labels`` and, if it has images, ``pixel_values`` and ``image_sizes``."""
         if not images:

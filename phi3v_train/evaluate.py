@@ -36,7 +36,6 @@ from phi3v_train.model import (
     is_adapter_dir,
     load_processor,
     load_trained,
-    pad_token_id,
 )
 from phi3v_train.model_files import model_default_attention
 
@@ -127,7 +126,7 @@ def run_evaluation(config: EvalConfig, echo: Echo | None = None) -> EvalReport |
     records = records[: config.limit] if config.limit else records
 
     model = load_trained(config.model, numerics, config.base_model).to(state.device).eval()
-    collator = Phi3VCollator(builder, processor.image_processor, pad_token_id(processor))
+    collator = Phi3VCollator.for_processor(builder, processor)
     stop_ids = {builder.tokenizer.token_to_id(token) for token in (ANSWER_END.strip(), SEQUENCE_END)}
     dataset = RecordDataset(records)
     local = [

@@ -49,12 +49,6 @@ def load_processor(model: str | Path, num_crops: int | None = None):
     return AutoProcessor.from_pretrained(str(model), trust_remote_code=True, **options)
 
 
-def pad_token_id(processor) -> int:
-    """The padding id of the model's tokenizer (``<|endoftext|>`` in Phi-3.5-vision, the same as eos)."""
-    tokenizer = processor.tokenizer
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-
-
 def load_model(model: str | Path, numerics: Numerics, quantize_4bit: bool = False, device_map=None):
     """``AutoModelForCausalLM`` with remote code, the chosen attention kernel, and no KV cache."""
     options = {}

@@ -40,7 +40,6 @@ from phi3v_train.model import (
     load_model,
     load_processor,
     model_reference,
-    pad_token_id,
     parameter_counts,
     prepare_for_mode,
 )
@@ -253,7 +252,7 @@ def run_training(config: TrainConfig, echo: Echo | None = None) -> TrainResult:
     trainer = Trainer(
         model=model,
         args=arguments,
-        data_collator=Phi3VCollator(builder, processor.image_processor, pad_token_id(processor)),
+        data_collator=Phi3VCollator.for_processor(builder, processor),
         train_dataset=RecordDataset(data.train),
         eval_dataset=RecordDataset(data.eval) if data.eval else None,
         processing_class=processor,

@@ -13,9 +13,32 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from PIL import Image
-from train_fixtures import MIXED_RECORDS, REPO_ROOT, VAL_RECORD, rotated_jpeg, write_dataset
+from train_fixtures import MIXED_RECORDS, REPO_ROOT, TINY_MODEL, VAL_RECORD, rotated_jpeg, write_dataset
+
+from phi3v_data.prompt import PromptBuilder
 
 FOLDER_FIXTURE = REPO_ROOT / "fixtures" / "folder" / "splits"
+
+
+@pytest.fixture(scope="session")
+def builder() -> PromptBuilder:
+    """The tiny model's prompt builder (the real Phi-3.5-vision tokenizer and chat template)."""
+    return PromptBuilder.from_model_dir(TINY_MODEL)
+
+
+@pytest.fixture(scope="session")
+def processor():
+    """The tiny model's processor at num_crops 1, as the test runs train."""
+    from phi3v_train.model import load_processor
+
+    return load_processor(TINY_MODEL, num_crops=1)
+
+
+@pytest.fixture(scope="session")
+def collator(builder, processor):
+    from phi3v_train.data import Phi3VCollator
+
+    return Phi3VCollator.for_processor(builder, processor)
 
 
 @pytest.fixture(scope="session")

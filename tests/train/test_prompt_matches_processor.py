@@ -16,7 +16,6 @@ from train_fixtures import TINY_MODEL
 from phi3v_data.format import Record
 from phi3v_data.hd_crop import image_token_count
 from phi3v_data.placeholders import user_contents
-from phi3v_data.prompt import PromptBuilder
 from phi3v_train.model import load_processor
 
 SIZES = [(320, 240), (240, 320), (1700, 2200), (77, 500)]
@@ -30,11 +29,6 @@ TURNS = [
 
 
 processor_with = functools.cache(lambda num_crops: load_processor(TINY_MODEL, num_crops=num_crops))
-
-
-@pytest.fixture(scope="module")
-def builder() -> PromptBuilder:
-    return PromptBuilder.from_model_dir(TINY_MODEL)
 
 
 @pytest.mark.parametrize("num_crops", [1, 4, 16])

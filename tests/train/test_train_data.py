@@ -29,21 +29,10 @@ from phi3v_train.data import (
     record_length,
 )
 from phi3v_train.validated import open_dataset
-from phi3v_train.model import load_processor, pad_token_id
 from phi3v_train import trainer
 from phi3v_train.trainer import gradient_accumulation_steps, needs_unused_parameter_search
 
 PAD = 32000  # <|endoftext|>: the pad token and the last answer token of Phi-3.5-vision
-
-
-@pytest.fixture(scope="module")
-def builder() -> PromptBuilder:
-    return PromptBuilder.from_model_dir(TINY_MODEL)
-
-
-@pytest.fixture(scope="module")
-def processor():
-    return load_processor(TINY_MODEL, num_crops=1)
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +41,6 @@ def mixed(mixed_dataset) -> dict:
     records = load_split(mixed_dataset, require_validated(mixed_dataset), "train")
     dataset = RecordDataset(records)
     return {entry.record.id: dataset[index] for index, entry in enumerate(records)}
-
-
-@pytest.fixture(scope="module")
-def collator(builder, processor) -> Phi3VCollator:
-    return Phi3VCollator(builder, processor.image_processor, pad_token_id(processor))
 
 
 def test_records_are_read_in_file_order_with_their_location(mixed_dataset, mixed):

@@ -10,12 +10,11 @@ from PIL import Image
 
 from phi3v_data.format import Record
 from phi3v_data.manifest import require_validated
-from phi3v_data.prompt import PromptBuilder
 from phi3v_train.cli import main
-from phi3v_train.data import Phi3VCollator, RecordDataset, load_split, pad_batch
+from phi3v_train.data import RecordDataset, load_split, pad_batch
 from phi3v_train.evaluate import greedy_answer, prompt_length, reference_answers
 from phi3v_train.hardware import Numerics
-from phi3v_train.model import load_model, load_processor, pad_token_id
+from phi3v_train.model import load_model
 from phi3v_train.trainer import run_training
 
 RED_RECORD = {
@@ -46,9 +45,7 @@ def test_the_prompt_ends_where_the_last_answer_starts():
     assert prompt_length([-100, -100]) == 2
 
 
-def test_greedy_answers_keep_the_image_markers_of_the_prompt(mixed_dataset):
-    processor = load_processor(TINY_MODEL, num_crops=1)
-    collator = Phi3VCollator(PromptBuilder.from_model_dir(TINY_MODEL), processor.image_processor, pad_token_id(processor))
+def test_greedy_answers_keep_the_image_markers_of_the_prompt(mixed_dataset, collator):
     item = RecordDataset(load_split(mixed_dataset, require_validated(mixed_dataset), "train"))[3]
     encoded = collator.encode(item["entry"], item["images"])
     cut = prompt_length(encoded["labels"])

@@ -12,20 +12,14 @@ from train_fixtures import TINY_MODEL, step_losses, train_config
 from safetensors import safe_open
 
 from phi3v_data.manifest import require_validated
-from phi3v_data.prompt import IGNORE_INDEX, PromptBuilder
-from phi3v_train.data import Phi3VCollator, RecordDataset, load_split
+from phi3v_data.prompt import IGNORE_INDEX
+from phi3v_train.data import RecordDataset, load_split
 from phi3v_train.hardware import Numerics
-from phi3v_train.model import load_model, load_processor, load_trained, pad_token_id, prepare_for_mode
+from phi3v_train.model import load_model, load_trained, prepare_for_mode
 from phi3v_train.trainer import run_training
 
 FP32_EAGER = Numerics("eager", "fp32")
 PROCESSOR_FILES = ("processor_config.json", "tokenizer.json", "tokenizer_config.json", "processing_phi3_v.py")
-
-
-@pytest.fixture(scope="module")
-def collator():
-    processor = load_processor(TINY_MODEL, num_crops=1)
-    return Phi3VCollator(PromptBuilder.from_model_dir(TINY_MODEL), processor.image_processor, pad_token_id(processor))
 
 
 @pytest.fixture(scope="module")
