@@ -128,7 +128,7 @@ def _plan_subset(
         raise InputLayoutError(
             f"expected UCF-101 in the official layout ({VIDEO_ROOT}/<Class>/*.avi next to {LISTS_DIR}/) or the "
             f"cookbook's subset layout (<split>/<Class>/*.avi|mp4, splits train, val, test), but {input_dir} "
-            f"holds {tree.listing.describe()}{_nested_layout_hint(input_dir)}"
+            f"holds {tree.listing.describe()}{_nested_layout_hint(input_dir, tree.listing)}"
         )
     defaults = Ucf101Options()
     for flag, value, default in (
@@ -144,11 +144,13 @@ def _plan_subset(
     return tree.files, tree.listing, tree.data_files
 
 
-def _nested_layout_hint(input_dir: Path) -> str:
+def _nested_layout_hint(input_dir: Path, listing: FolderListing) -> str:
     """Point at the one subfolder that holds the dataset (the subset's archive unpacks into one)."""
-    children = [child for child in input_dir.iterdir() if child.is_dir() and not child.name.startswith(".")]
-    if len(children) == 1 and any((children[0] / name).is_dir() for name in (*SPLITS, VIDEO_ROOT, LISTS_DIR)):
-        return f" (did you mean --input {children[0]}?)"
+    children = [folder for folder in listing.folders if "/" not in folder]
+    if len(children) == 1 and any(
+        f"{children[0]}/{name}" in listing.folders for name in (*SPLITS, VIDEO_ROOT, LISTS_DIR)
+    ):
+        return f" (did you mean --input {input_dir / children[0]}?)"
     return ""
 
 
