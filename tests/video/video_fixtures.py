@@ -50,8 +50,9 @@ def write_damaged_mid_stream_clip(folder: Path) -> Path:
 def _scramble_avi_chunk(avi: bytes, chunk_number: int) -> bytes:
     data = bytearray(avi)
     position = data.index(b"movi") + 4
+    index_start = data.index(b"idx1")  # the chunks end where the index starts
     seen = 0
-    while position < data.index(b"idx1"):
+    while position < index_start:
         size = int.from_bytes(data[position + 4 : position + 8], "little")
         if data[position + 2 : position + 4] == b"dc" and size:
             if seen == chunk_number:
