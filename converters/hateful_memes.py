@@ -34,6 +34,7 @@ from pydantic import field_validator
 from phi3v_data.converters._images import UnusableImage, copy_image
 from phi3v_data.converters._inputs import PlanBuilder, list_folder, read_json_lines
 from phi3v_data.converters.base import ConverterOptions, Item, ItemResult, Plan
+from phi3v_data.converters.prompts import require_slot
 from phi3v_data.errors import InputLayoutError
 from phi3v_data.paths import path_fault
 
@@ -63,9 +64,7 @@ class HatefulMemesOptions(ConverterOptions):
     @field_validator("prompt")
     @classmethod
     def _has_text_slot(cls, prompt: str) -> str:
-        if "{text}" not in prompt:
-            raise ValueError("the prompt must contain {text}, where the meme's text goes")
-        return prompt
+        return require_slot(prompt, "text", "the meme's text")
 
 
 class HatefulMemesConverter:

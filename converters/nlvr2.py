@@ -38,6 +38,7 @@ from pydantic import field_validator
 from phi3v_data.converters._images import UnusableImage, copy_image
 from phi3v_data.converters._inputs import FolderListing, PlanBuilder, list_folder, read_json_lines
 from phi3v_data.converters.base import ConverterOptions, Item, ItemResult, Plan
+from phi3v_data.converters.prompts import require_slot
 from phi3v_data.errors import InputLayoutError
 
 DEFAULT_PROMPT = 'Is this statement true or false about the two images? "{sentence}" Answer True or False.'
@@ -61,9 +62,7 @@ class NLVR2Options(ConverterOptions):
     @field_validator("prompt")
     @classmethod
     def _has_sentence_slot(cls, prompt: str) -> str:
-        if "{sentence}" not in prompt:
-            raise ValueError("the prompt must contain {sentence}, where the sentence to judge goes")
-        return prompt
+        return require_slot(prompt, "sentence", "the sentence to judge")
 
 
 @dataclass(slots=True)

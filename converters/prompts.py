@@ -1,8 +1,9 @@
-"""The classification conversation that the ``ucf101`` and ``folder`` sources write.
+"""The classification conversation that the ``ucf101`` and ``folder`` sources write, and prompt checks.
 
 The cookbook asks ``Classify the video into one of the following classes: A, B, C.`` with the
 classes sorted and the class name as the answer. ``--prompt`` replaces the template; the literal
-``{classes}`` in it becomes the list (other braces are kept as written).
+``{classes}`` in it becomes the list (other braces are kept as written). Sources whose prompt must
+hold the item's own text (``{text}``, ``{sentence}``) check it with :func:`require_slot`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ IMAGE_PROMPT = f"Classify the image into one of the following classes: {CLASSES_
 def classification_prompt(template: str, classes: Iterable[str]) -> str:
     """The user text: ``template`` with ``{classes}`` replaced by the sorted, comma-joined classes."""
     return template.replace(CLASSES_FIELD, ", ".join(sorted(classes)))
+
+
+def require_slot(prompt: str, slot: str, what_goes_there: str) -> str:
+    """``prompt`` if it contains ``{slot}``, for an options validator; else a ValueError saying what goes there."""
+    if f"{{{slot}}}" not in prompt:
+        raise ValueError(f"the prompt must contain {{{slot}}}, where {what_goes_there} goes")
+    return prompt
 
 
 def record_id(split: str, index: int) -> str:
