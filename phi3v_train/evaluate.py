@@ -30,7 +30,7 @@ from phi3v_data.prompt import ANSWER_END, IGNORE_INDEX, SEQUENCE_END, PromptBuil
 from phi3v_train.config import EvalConfig
 from phi3v_train.data import DatasetRecord, Phi3VCollator, RecordDataset, drop_too_long, pad_batch, split_records
 from phi3v_train.validated import open_dataset
-from phi3v_train.hardware import Hardware, resolve_numerics
+from phi3v_train.hardware import Hardware, Numerics, resolve_numerics
 from phi3v_train.model import (
     adapter_base_model,
     is_adapter_dir,
@@ -112,7 +112,8 @@ def run_evaluation(config: EvalConfig, echo: Echo | None = None) -> EvalReport |
     hardware = Hardware.detect()
     state = PartialState(cpu=not hardware.cuda)
     echo = echo or (lambda message: print(message, flush=True) if state.is_main_process else None)
-    source = adapter_base_model(config.model, config.base_model) if is_adapter_dir(config.model) else str(config.model)
+    base_model = adapter_base_model(config.model, config.base_model) if is_adapter_dir(config.model) else None
+    source = base_model or str(config.model)  # whose config.json names the attention kernel
     numerics = resolve_numerics(config.attn, config.precision, model_default_attention(source), hardware)
     for note in numerics.notes:
         echo(note)
@@ -125,12 +126,12 @@ def run_evaluation(config: EvalConfig, echo: Echo | None = None) -> EvalReport |
         echo(f"skipped {skipped} records longer than --max-length {config.max_length}")
     records = records[: config.limit] if config.limit else records
 
-    model = load_trained(config.model, numerics, config.base_model).to(state.device).eval()
+    model = load_trained(config.model, numerics, base_model).to(state.device).eval()
     collator = Phi3VCollator.for_processor(builder, processor)
     stop_ids = {builder.tokenizer.token_to_id(token) for token in (ANSWER_END.strip(), SEQUENCE_END)}
     dataset = RecordDataset(records)
     local = [
-        (index, _predict(model, collator, dataset[index], stop_ids, config.max_new_tokens, state.device, numerics.precision))
+        (index, _predict(model, collator, dataset[index], stop_ids, config.max_new_tokens, state.device, numerics))
         for index in range(state.process_index, len(dataset), state.num_processes)
     ]
     predictions = [prediction for _, prediction in sorted(gather_object(local), key=lambda pair: pair[0])]
@@ -155,21 +156,21 @@ def run_evaluation(config: EvalConfig, echo: Echo | None = None) -> EvalReport |
 
 
 def _predict(
-    model, collator: Phi3VCollator, example: dict[str, Any], stop_ids: set[int], max_new_tokens: int, device, precision: str
+    model, collator: Phi3VCollator, example: dict[str, Any], stop_ids: set[int], max_new_tokens: int, device, numerics: Numerics
 ) -> Prediction:
     entry: DatasetRecord = example["entry"]
     encoded = collator.encode(entry, example["images"])
     cut = prompt_length(encoded["labels"])
     prompt = {**encoded, "input_ids": encoded["input_ids"][:cut], "labels": encoded["labels"][:cut]}
     batch = {key: value.to(device) for key, value in pad_batch([prompt], collator.pad_token_id).items() if key != "labels"}
-    with _autocast(device, precision):
+    with _autocast(device, numerics):
         tokens = greedy_answer(model, batch, stop_ids, max_new_tokens)
     text = collator.builder.tokenizer.decode(tokens, skip_special_tokens=True)
     references = reference_answers(entry.record)
     return Prediction(entry.record.id, text.strip(), references, exact_match(text, references), anls(text, references))
 
 
-def _autocast(device: torch.device, precision: str):
-    if precision == "fp32":
+def _autocast(device: torch.device, numerics: Numerics):
+    if numerics.precision == "fp32":
         return nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+    return torch.autocast(device.type, dtype=getattr(torch, numerics.compute_dtype_name))

@@ -16,6 +16,7 @@ from phi3v_data.errors import UsageError
 
 FLASH_ATTENTION = "flash_attention_2"
 FLASH_MIN_CAPABILITY = (8, 0)
+_TORCH_DTYPE_NAMES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
 class HardwareError(UsageError):
@@ -60,6 +61,11 @@ class Numerics:
     def load_dtype_name(self) -> str:
         """The dtype to load weights in: bf16 with flash-attention (as the cookbook), else fp32 master weights."""
         return "bfloat16" if self.attn == FLASH_ATTENTION else "float32"
+
+    @property
+    def compute_dtype_name(self) -> str:
+        """The dtype mixed precision computes in (and QLoRA's 4-bit matmuls): the precision's torch name."""
+        return _TORCH_DTYPE_NAMES[self.precision]
 
 
 def flash_attention_obstacle(hardware: Hardware) -> str | None:

@@ -92,7 +92,7 @@ def declare_shared_weights(model: nn.Module) -> None:
 
 def _nf4_config(numerics: Numerics):
     # The cookbook computes in bf16 with flash-attention and fp16 otherwise; the CPU has fp32 only.
-    compute_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[numerics.precision]
+    compute_dtype = getattr(torch, numerics.compute_dtype_name)
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute_dtype)
 
 

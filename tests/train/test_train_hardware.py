@@ -19,17 +19,21 @@ def test_public_checkpoint_default_runs_flash_attention_in_bf16_where_it_can():
     assert model_default_attention(str(REAL_MODEL_FILES)) == "flash_attention_2"
     numerics = resolve_numerics(None, None, "flash_attention_2", A100)
     assert (numerics.attn, numerics.precision, numerics.notes) == ("flash_attention_2", "bf16", [])
-    assert numerics.load_dtype_name == "bfloat16"
+    assert (numerics.load_dtype_name, numerics.compute_dtype_name) == ("bfloat16", "bfloat16")
 
 
 @pytest.mark.parametrize(
-    ("hardware", "reason"),
-    [(CPU, "no"), (A100_WITHOUT_FLASH_ATTN, "not installed"), (V100, "compute capability 7.0")],
+    ("hardware", "reason", "compute_dtype"),
+    [
+        (CPU, "no", "float32"),
+        (A100_WITHOUT_FLASH_ATTN, "not installed", "bfloat16"),
+        (V100, "compute capability 7.0", "float16"),
+    ],
 )
-def test_model_default_flash_attention_falls_back_to_eager_with_a_note(hardware, reason):
+def test_model_default_flash_attention_falls_back_to_eager_with_a_note(hardware, reason, compute_dtype):
     numerics = resolve_numerics(None, None, "flash_attention_2", hardware)
     assert numerics.attn == "eager"
-    assert numerics.load_dtype_name == "float32"
+    assert (numerics.load_dtype_name, numerics.compute_dtype_name) == ("float32", compute_dtype)
     assert len(numerics.notes) == 1 and reason in numerics.notes[0] and "eager" in numerics.notes[0]
 
 
