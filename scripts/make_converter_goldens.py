@@ -9,7 +9,8 @@ the expected exit code). A case's folder holds what ``phi3v-data convert`` wrote
 the JSONL files, ``manifest.json``, and ``images.sha256`` (``sha256sum`` format, sorted by path).
 Frames that ``ucf101`` encodes depend on the decoder and JPEG library builds, so their cases also
 record ``environment.json``; ``tests/convert/test_convert_golden.py`` compares frame hashes only in
-that environment. The test imports this module, so both use the same conversion.
+that environment. The tests import this module, so both use the same conversion, and
+``scripts/make_dataset_fixtures.py --golden`` writes its sources' goldens with :func:`golden_files`.
 """
 
 from __future__ import annotations
@@ -44,12 +45,17 @@ def golden_files(out_dir: Path) -> dict[str, bytes]:
     """What a golden folder holds for a conversion written to ``out_dir``."""
     files = {path.name: path.read_bytes() for path in sorted(out_dir.glob("*.jsonl"))}
     files["manifest.json"] = (out_dir / "manifest.json").read_bytes()
-    images = sorted(path for path in (out_dir / "images").rglob("*") if path.is_file())
-    files[IMAGE_HASHES] = "".join(
-        f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(out_dir / 'images').as_posix()}\n"
-        for path in images
-    ).encode()
+    files[IMAGE_HASHES] = image_digests(out_dir / "images").encode()
     return files
+
+
+def image_digests(images_dir: Path) -> str:
+    """``sha256  path`` for every file under ``images_dir``, sorted by path (the format of sha256sum)."""
+    files = sorted(path for path in images_dir.rglob("*") if path.is_file())
+    return "".join(
+        f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(images_dir).as_posix()}\n"
+        for path in files
+    )
 
 
 def frame_environment() -> dict[str, str]:

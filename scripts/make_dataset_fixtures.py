@@ -19,13 +19,13 @@ Each tree has the real layout and file formats of its dataset, with 64x48 images
   ``.png`` holding JPEG bytes; a missing image, a truncated image and an unknown label.
 
 Golden outputs (``--golden``) are the conversions of these trees with default options: the JSONL
-files and ``manifest.json`` byte for byte, and ``images.sha256`` (``sha256  path`` per written image).
+files and ``manifest.json`` byte for byte, and ``images.sha256`` (``sha256  path`` per written image),
+as ``scripts/make_converter_goldens.py`` writes them for its sources.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import shutil
@@ -34,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from make_converter_goldens import golden_files  # this folder: scripts run as files
 from PIL import Image, ImageDraw
 
 REPO = Path(__file__).resolve().parent.parent
@@ -321,19 +322,9 @@ def make_golden(source: str) -> None:
     shutil.rmtree(golden, ignore_errors=True)
     out = golden / "out"
     run_conversion(converter, FIXTURES / source, out, converter.Options(), workers=1)
-    for path in [*out.glob("*.jsonl"), out / "manifest.json"]:
-        shutil.move(path, golden / path.name)
-    write(golden, "images.sha256", image_digests(out / "images"))
+    for name, data in golden_files(out).items():
+        write(golden, name, data)
     shutil.rmtree(out)
-
-
-def image_digests(images_dir: Path) -> str:
-    """``sha256  path`` for every file under ``images_dir``, sorted by path (the format of sha256sum)."""
-    files = sorted(path for path in images_dir.rglob("*") if path.is_file())
-    return "".join(
-        f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(images_dir).as_posix()}\n"
-        for path in files
-    )
 
 
 def main() -> int:

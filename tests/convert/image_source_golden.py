@@ -1,11 +1,13 @@
-"""Shared by the docvqa, hateful-memes and nlvr2 tests: fixture paths, running a converter, golden files.
+"""Shared by the converter tests: fixture paths, running a converter, golden files.
 
-``fixtures/<source>/`` and ``fixtures/golden/<source>/`` are made by ``scripts/make_dataset_fixtures.py``.
+``fixtures/<source>/`` and ``fixtures/golden/<source>/`` of docvqa, hateful-memes and nlvr2 are made
+by ``scripts/make_dataset_fixtures.py``; it and the tests read a conversion the way
+``scripts/make_converter_goldens.py`` (loaded here as ``goldens``) does for folder and ucf101.
 """
 
 from __future__ import annotations
 
-import hashlib
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,19 @@ from phi3v_data.converters.base import Converter, ConverterOptions, ItemResult, 
 from phi3v_data.format import Record
 from phi3v_data.placeholders import placeholder_faults
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "fixtures"
+
+
+def _load_golden_script():
+    path = REPO / "scripts" / "make_converter_goldens.py"
+    spec = importlib.util.spec_from_file_location("make_converter_goldens", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+goldens = _load_golden_script()
 
 
 def convert_all(converter: Converter, input_dir: Path, options: ConverterOptions) -> tuple[Plan, dict[str, ItemResult]]:
@@ -34,29 +48,21 @@ def records_of(results: dict[str, ItemResult]) -> dict[str, dict[str, Any]]:
     return records
 
 
-def image_digests(images_dir: Path) -> str:
-    """``sha256  path`` per file under ``images_dir``, sorted (the format of ``images.sha256``)."""
-    files = sorted(path for path in images_dir.rglob("*") if path.is_file())
-    return "".join(
-        f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(images_dir).as_posix()}\n"
-        for path in files
-    )
+def without_validation(manifest: bytes) -> dict[str, Any]:
+    """A manifest without its ``validation`` block: the validator's summary (tested with the
+    validator), which changes whenever the validator learns a new check."""
+    document = json.loads(manifest)
+    del document["validation"]
+    return document
 
 
 def assert_matches_golden(source: str, out: Path) -> None:
-    """OUT holds exactly the golden JSONL files, manifest and images of ``source``.
-
-    The manifest's ``validation`` block is left out of the comparison: it is the validator's
-    summary (tested with the validator) and changes whenever the validator learns a new check.
-    """
+    """OUT holds exactly the golden JSONL files, manifest (but its validation block) and images of ``source``."""
     golden = FIXTURES / "golden" / source
-    expected_files = sorted(path.name for path in golden.glob("*.jsonl"))
-    assert sorted(path.name for path in out.glob("*.jsonl")) == expected_files
-    for name in expected_files:
-        assert (out / name).read_bytes() == (golden / name).read_bytes(), name
-    manifest = json.loads((out / "manifest.json").read_text())
-    expected_manifest = json.loads((golden / "manifest.json").read_text())
-    del manifest["validation"]
-    del expected_manifest["validation"]
-    assert manifest == expected_manifest
-    assert image_digests(out / "images") == (golden / "images.sha256").read_text()
+    written = goldens.golden_files(out)
+    assert sorted(written) == sorted(path.name for path in golden.iterdir())
+    for name, data in written.items():
+        if name == "manifest.json":
+            assert without_validation(data) == without_validation((golden / name).read_bytes())
+        else:
+            assert data == (golden / name).read_bytes(), name

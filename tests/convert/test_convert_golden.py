@@ -7,26 +7,13 @@ is the validator's summary, which grows with the validator, so only its verdict 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 from convert_doubles import snapshot
+from image_source_golden import REPO, goldens, without_validation
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load_golden_script():
-    spec = importlib.util.spec_from_file_location(
-        "make_converter_goldens", REPO / "scripts" / "make_converter_goldens.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-goldens = _load_golden_script()
 CASES = [(source, name) for source in goldens.SOURCES for name in goldens.load_cases(source)]
 
 
@@ -42,12 +29,6 @@ def converted(tmp_path_factory: pytest.TempPathFactory):
         return outputs[source, name]
 
     return convert
-
-
-def without_validation(manifest: bytes) -> dict:
-    document = json.loads(manifest)
-    del document["validation"]
-    return document
 
 
 @pytest.mark.parametrize(("source", "name"), CASES)
