@@ -156,8 +156,12 @@ def _click_type(annotation: Any) -> Any:
 def _settings(settings: type[BaseModel], config_file: Path | None, given: dict[str, Any]):
     given = dict(given)
     given["precision"] = _chosen_precision(given)
-    cli_values = {key: (list(value) if isinstance(value, tuple) else value) for key, value in given.items()}
-    cli_values = {key: value for key, value in cli_values.items() if value not in (None, [])}
+    # click passes None for an option not given, and () for a repeatable one.
+    cli_values = {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in given.items()
+        if value not in (None, ())
+    }
     file_values = load_yaml(config_file) if config_file else {}
     return resolve(settings, file_values, cli_values, source=str(config_file or ""))
 

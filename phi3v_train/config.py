@@ -182,9 +182,8 @@ def load_yaml(path: Path) -> dict[str, Any]:
 
 def resolve(settings: type[_Settings], file_values: dict[str, Any], cli_values: dict[str, Any], source: str = ""):
     """The settings from a config file overridden by the command line, or a UsageError saying what is wrong."""
-    merged = {**file_values, **{key: value for key, value in cli_values.items() if value is not None}}
     try:
-        return settings.model_validate(merged)
+        return settings.model_validate(file_values | cli_values)
     except ValidationError as error:
         raise UsageError(describe_errors(error, source)) from None
 

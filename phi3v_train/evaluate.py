@@ -120,7 +120,8 @@ def run_evaluation(config: EvalConfig, echo: Echo | None = None) -> EvalReport |
 
     builder = PromptBuilder.from_model_dir(config.model)
     processor = load_processor(config.model)
-    split, records = split_records(config.data, open_dataset(config.data, config.validate_data), config.split, "--split")
+    manifest = open_dataset(config.data, config.validate_data)
+    split, records = split_records(config.data, manifest, config.split, "--split")
     records, skipped = drop_too_long(records, builder, processor.image_processor.num_crops, config.max_length)
     if skipped:
         echo(f"skipped {skipped} records longer than --max-length {config.max_length}")

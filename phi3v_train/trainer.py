@@ -125,7 +125,8 @@ def prepare_data(config: TrainConfig, builder: PromptBuilder) -> PreparedData:
         raise UsageError(f"the {config.train_split} split of {', '.join(map(str, config.data))} holds no records")
     evaluation = None
     if config.eval_data is not None:
-        _, evaluation = split_records(config.eval_data, manifest_of(config.eval_data), config.eval_split, "--eval-split")
+        manifest = manifest_of(config.eval_data)
+        _, evaluation = split_records(config.eval_data, manifest, config.eval_split, "--eval-split")
     num_crops = config.num_crops or default_num_crops(train)
     notes = []
     kept, skipped = drop_too_long(train, builder, num_crops, config.max_length)

@@ -11,8 +11,6 @@ from pathlib import Path
 
 from phi3v_data.errors import UnvalidatedDatasetError
 from phi3v_data.manifest import Manifest, require_validated
-from phi3v_data.validation import validate
-from phi3v_data.validation.manifest import validated_splits
 
 _PROBLEMS_SHOWN = 3
 
@@ -25,6 +23,10 @@ def open_dataset(folder: Path, validate_now: bool) -> Manifest:
     """The dataset's manifest; raises :class:`UnvalidatedDatasetError` naming the command to run."""
     if not validate_now:
         return require_validated(folder)
+    # Imported here: the validator is needed only with --validate, and `phi3v-train --help` stays light.
+    from phi3v_data.validation import validate
+    from phi3v_data.validation.manifest import validated_splits
+
     report = validate([folder], images="header")
     if not report.ok:
         errors = [problem for problem in report.problems if problem.is_error]

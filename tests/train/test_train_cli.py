@@ -177,3 +177,11 @@ def test_without_the_train_extra_the_trainer_says_what_to_install(folder_dataset
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip() == "Error: phi3v-train needs torch, which is not installed: pip install 'phi3v-data[train]'"
+
+
+def test_help_loads_neither_the_validator_nor_the_model_libraries():
+    # What --help loads, in a fresh interpreter: the CLI module must not pull in what only a run needs.
+    heavy = ("phi3v_data.validation", "torch", "transformers", "peft", "bitsandbytes")
+    script = f"import sys\nimport phi3v_train.cli\nprint(sorted(set({heavy!r}) & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    assert done.stdout.strip() == "[]"
