@@ -26,7 +26,6 @@ from phi3v_data.converters.registry import ConverterLoadError, list_sources, loa
 from phi3v_data.converters.runner import ConversionError, ConversionReport, run_conversion
 from phi3v_data.errors import Phi3vDataError
 
-EXIT_REJECTED = 1
 EXIT_USAGE = 2
 EXIT_FAILED = 3
 # Names the common options take; a source's own option may not reuse them.
