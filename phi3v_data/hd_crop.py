@@ -23,22 +23,30 @@ MAX_NUM_CROPS = 16
 DEFAULT_NUM_CROPS = 4
 
 
-def crop_grid(width: int, height: int, num_crops: int) -> tuple[int, int]:
-    """Columns and rows of 336-pixel crops the HD transform gives an image of this size."""
-    if width <= 0 or height <= 0:
-        raise ValueError(f"image size must be positive, got {width}x{height}")
+def hd_resize_size(width: int, height: int, num_crops: int) -> tuple[int, int]:
+    """The size a landscape image (``width >= height``) is resized to before its height is padded.
+
+    A portrait image is transposed first, resized and padded, and transposed back.
+    """
     if not 1 <= num_crops <= MAX_NUM_CROPS:
         raise ValueError(f"num_crops must be between 1 and {MAX_NUM_CROPS}, got {num_crops}")
-    transposed = width < height
-    if transposed:
-        width, height = height, width
     ratio = width / height
     scale = 1
     while scale * math.ceil(scale / ratio) <= num_crops:
         scale += 1
     scale -= 1
     new_width = scale * CROP_SIZE
-    new_height = int(new_width / ratio)
+    return new_width, int(new_width / ratio)
+
+
+def crop_grid(width: int, height: int, num_crops: int) -> tuple[int, int]:
+    """Columns and rows of 336-pixel crops the HD transform gives an image of this size."""
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size must be positive, got {width}x{height}")
+    transposed = width < height
+    if transposed:
+        width, height = height, width
+    new_width, new_height = hd_resize_size(width, height, num_crops)
     padded_height = math.ceil(new_height / CROP_SIZE) * CROP_SIZE
     columns, rows = new_width // CROP_SIZE, padded_height // CROP_SIZE
     return (rows, columns) if transposed else (columns, rows)

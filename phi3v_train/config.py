@@ -159,6 +159,8 @@ class EvalConfig(ModelSettings):
     """For an adapter: the base model to load (default: the one recorded in adapter_config.json)."""
     max_new_tokens: int = Field(default=64, ge=1)
     """Stop each generated answer after this many tokens."""
+    batch_size: int = Field(default=8, ge=1)
+    """Records generated together per process (left-padded, with the KV cache)."""
     predictions: Path | None = None
     """Where to write one JSON line per record (default: MODEL/predictions_<split>.jsonl)."""
     limit: int | None = Field(default=None, ge=1)

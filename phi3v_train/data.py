@@ -196,17 +196,19 @@ class Phi3VCollator:
                 )
 
 
-def pad_batch(encoded: list[dict[str, Any]], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad ids and labels, mask by length, pad ``pixel_values`` over crops and concatenate."""
+def pad_batch(encoded: list[dict[str, Any]], pad_token_id: int, left: bool = False) -> dict[str, torch.Tensor]:
+    """Pad ids and labels (on the right; on the left for generation), mask by length, pad
+    ``pixel_values`` over crops and concatenate."""
     longest = max(len(item["input_ids"]) for item in encoded)
     input_ids = torch.full((len(encoded), longest), pad_token_id, dtype=torch.long)
     labels = torch.full((len(encoded), longest), IGNORE_INDEX, dtype=torch.long)
     attention_mask = torch.zeros((len(encoded), longest), dtype=torch.long)
     for row, item in enumerate(encoded):
         length = len(item["input_ids"])
-        input_ids[row, :length] = torch.tensor(item["input_ids"], dtype=torch.long)
-        labels[row, :length] = torch.tensor(item["labels"], dtype=torch.long)
-        attention_mask[row, :length] = 1
+        span = slice(longest - length, longest) if left else slice(0, length)
+        input_ids[row, span] = torch.tensor(item["input_ids"], dtype=torch.long)
+        labels[row, span] = torch.tensor(item["labels"], dtype=torch.long)
+        attention_mask[row, span] = 1
     batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
     with_images = [item for item in encoded if "pixel_values" in item]
     if with_images:

@@ -2,10 +2,8 @@
 
 The prompt is the record as trained, cut where its last answer starts: earlier turns keep their
 answers, and the token ids come from the same prompt builder. Decoding is greedy and stops at
-``<|end|>`` or ``<|endoftext|>``. It runs its own loop, one full forward pass per new token, instead of
-``generate``: the public remote code cannot use a KV cache under transformers 5, and without one
-``generate`` feeds the same ``input_ids`` tensor again, whose image markers the model's first forward
-pass has already overwritten in place. References are ``meta.answers`` when the record has them (DocVQA
+``<|end|>`` or ``<|endoftext|>``, with ``generate`` and its KV cache, ``--batch-size`` records at a time
+(left-padded). References are ``meta.answers`` when the record has them (DocVQA
 keeps every annotator's answer there; for a record grouped by page, its last question's), else the last
 assistant text. Records are shared among processes when launched with several.
 """
@@ -37,7 +35,6 @@ from phi3v_train.model import (
     load_processor,
     load_trained,
 )
-from phi3v_train.model_files import model_default_attention
 
 Echo = Callable[[str], None]
 
@@ -86,25 +83,24 @@ def prompt_length(labels: list[int]) -> int:
 
 
 @torch.no_grad()
-def greedy_answer(model, batch: dict[str, torch.Tensor], stop_ids: set[int], max_new_tokens: int) -> list[int]:
-    """New token ids for a one-record batch, greedily, until a stop id or the limit."""
-    input_ids = batch["input_ids"]
-    generated: list[int] = []
-    for _ in range(max_new_tokens):
-        logits = model(
-            # A copy each step: the model overwrites the image markers of the ids it is given.
-            input_ids=input_ids.clone(),
-            attention_mask=torch.ones_like(input_ids),
-            pixel_values=batch.get("pixel_values"),
-            image_sizes=batch.get("image_sizes"),
-            use_cache=False,
-        ).logits
-        token = int(logits[0, -1].argmax())
-        if token in stop_ids:
-            break
-        generated.append(token)
-        input_ids = torch.cat([input_ids, input_ids.new_tensor([[token]])], dim=1)
-    return generated
+def greedy_answers(
+    model, batch: dict[str, torch.Tensor], stop_ids: set[int], pad_token_id: int, max_new_tokens: int
+) -> list[list[int]]:
+    """Each row's new token ids, greedily with the KV cache, up to its first stop id or the limit."""
+    prompt_length = batch["input_ids"].shape[1]
+    output = model.generate(
+        **batch,
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        eos_token_id=sorted(stop_ids),
+        pad_token_id=pad_token_id,
+        use_cache=True,
+    )
+    answers = []
+    for row in output[:, prompt_length:].tolist():
+        stop = next((index for index, token in enumerate(row) if token in stop_ids), len(row))
+        answers.append(row[:stop])
+    return answers
 
 
 def run_evaluation(config: EvalConfig, echo: Echo | None = None) -> EvalReport | None:
@@ -113,8 +109,7 @@ def run_evaluation(config: EvalConfig, echo: Echo | None = None) -> EvalReport |
     state = PartialState(cpu=not hardware.cuda)
     echo = echo or (lambda message: print(message, flush=True) if state.is_main_process else None)
     base_model = adapter_base_model(config.model, config.base_model) if is_adapter_dir(config.model) else None
-    source = base_model or str(config.model)  # whose config.json names the attention kernel
-    numerics = resolve_numerics(config.attn, config.precision, model_default_attention(source), hardware)
+    numerics = resolve_numerics(config.attn, config.precision, hardware)
     for note in numerics.notes:
         echo(note)
 
@@ -131,10 +126,13 @@ def run_evaluation(config: EvalConfig, echo: Echo | None = None) -> EvalReport |
     collator = Phi3VCollator.for_processor(builder, processor)
     stop_ids = {builder.tokenizer.token_to_id(token) for token in (ANSWER_END.strip(), SEQUENCE_END)}
     dataset = RecordDataset(records)
-    local = [
-        (index, _predict(model, collator, dataset[index], stop_ids, config.max_new_tokens, state.device, numerics))
-        for index in range(state.process_index, len(dataset), state.num_processes)
-    ]
+    mine = list(range(state.process_index, len(dataset), state.num_processes))
+    local = []
+    for start in range(0, len(mine), config.batch_size):
+        indices = mine[start : start + config.batch_size]
+        examples = [dataset[index] for index in indices]
+        predictions = _predict(model, collator, examples, stop_ids, config.max_new_tokens, state.device, numerics)
+        local += zip(indices, predictions)
     predictions = [prediction for _, prediction in sorted(gather_object(local), key=lambda pair: pair[0])]
     if not state.is_main_process:
         return None
@@ -157,18 +155,32 @@ def run_evaluation(config: EvalConfig, echo: Echo | None = None) -> EvalReport |
 
 
 def _predict(
-    model, collator: Phi3VCollator, example: dict[str, Any], stop_ids: set[int], max_new_tokens: int, device, numerics: Numerics
-) -> Prediction:
-    entry: DatasetRecord = example["entry"]
-    encoded = collator.encode(entry, example["images"])
-    cut = prompt_length(encoded["labels"])
-    prompt = {**encoded, "input_ids": encoded["input_ids"][:cut], "labels": encoded["labels"][:cut]}
-    batch = {key: value.to(device) for key, value in pad_batch([prompt], collator.pad_token_id).items() if key != "labels"}
+    model,
+    collator: Phi3VCollator,
+    examples: list[dict[str, Any]],
+    stop_ids: set[int],
+    max_new_tokens: int,
+    device,
+    numerics: Numerics,
+) -> list[Prediction]:
+    prompts = []
+    for example in examples:
+        encoded = collator.encode(example["entry"], example["images"])
+        cut = prompt_length(encoded["labels"])
+        prompts.append({**encoded, "input_ids": encoded["input_ids"][:cut], "labels": encoded["labels"][:cut]})
+    padded = pad_batch(prompts, collator.pad_token_id, left=True)
+    batch = {key: value.to(device) for key, value in padded.items() if key != "labels"}
     with _autocast(device, numerics):
-        tokens = greedy_answer(model, batch, stop_ids, max_new_tokens)
-    text = collator.builder.tokenizer.decode(tokens, skip_special_tokens=True)
-    references = reference_answers(entry.record)
-    return Prediction(entry.record.id, text.strip(), references, exact_match(text, references), anls(text, references))
+        answers = greedy_answers(model, batch, stop_ids, collator.pad_token_id, max_new_tokens)
+    predictions = []
+    for example, tokens in zip(examples, answers):
+        entry: DatasetRecord = example["entry"]
+        text = collator.builder.tokenizer.decode(tokens, skip_special_tokens=True)
+        references = reference_answers(entry.record)
+        predictions.append(
+            Prediction(entry.record.id, text.strip(), references, exact_match(text, references), anls(text, references))
+        )
+    return predictions
 
 
 def _autocast(device: torch.device, numerics: Numerics):

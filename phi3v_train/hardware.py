@@ -2,9 +2,9 @@
 
 The rules follow the cookbook and the hardware: flash-attention 2 needs an Ampere-or-newer NVIDIA GPU
 (compute capability 8.0) and the ``flash-attn`` package, and the cookbook runs it with the model in
-bf16, so fp16 is refused with it. The public checkpoints' config asks for flash_attention_2; when
-that cannot run, the default falls back to eager attention with a note, while an explicit
-``--attn flash_attention_2`` is refused with the reason. On the CPU everything runs in fp32.
+bf16, so fp16 is refused with it. The default is flash-attention where it can run and PyTorch's sdpa
+elsewhere (with a note on a GPU that cannot run flash-attention); an explicit
+``--attn flash_attention_2`` that cannot run is refused with the reason. On the CPU everything runs in fp32.
 """
 
 from __future__ import annotations
@@ -83,19 +83,17 @@ def flash_attention_obstacle(hardware: Hardware) -> str | None:
     return None
 
 
-def resolve_numerics(
-    attn: str | None, precision: str | None, model_default_attn: str | None, hardware: Hardware
-) -> Numerics:
+def resolve_numerics(attn: str | None, precision: str | None, hardware: Hardware) -> Numerics:
     """The attention kernel and precision to use, or a HardwareError saying why and what to use instead."""
     notes: list[str] = []
     obstacle = flash_attention_obstacle(hardware)
     if attn == FLASH_ATTENTION and obstacle:
-        raise HardwareError(f"--attn {FLASH_ATTENTION} cannot run: {obstacle}; use --attn eager")
+        raise HardwareError(f"--attn {FLASH_ATTENTION} cannot run: {obstacle}; use --attn sdpa")
     if attn is None:
-        attn = model_default_attn or "eager"
-        if attn == FLASH_ATTENTION and obstacle:
-            notes.append(f"the model's config asks for {FLASH_ATTENTION} but {obstacle}: using eager attention")
-            attn = "eager"
+        # The cookbook runs flash-attention in bf16 only, so asking for fp16 picks sdpa.
+        attn = "sdpa" if obstacle or precision == "fp16" else FLASH_ATTENTION
+        if obstacle and hardware.cuda:
+            notes.append(f"{FLASH_ATTENTION} cannot run ({obstacle}): using sdpa attention")
     return Numerics(attn, _precision(precision, attn, hardware), notes)
 
 
@@ -107,10 +105,10 @@ def _precision(requested: str | None, attn: str, hardware: Hardware) -> str:
     if requested == "fp16" and attn == FLASH_ATTENTION:
         raise HardwareError(
             "fp16 cannot be used with flash-attention, which runs Phi-3-V in bf16 as the cookbook does; "
-            "use --bf16, or --fp16 with --attn eager"
+            "use --bf16, or --fp16 with --attn sdpa"
         )
     if requested == "bf16" and not hardware.bf16:
-        raise HardwareError(f"the {hardware.device_name} has no bf16 support; use --fp16 with --attn eager")
+        raise HardwareError(f"the {hardware.device_name} has no bf16 support; use --fp16 with --attn sdpa")
     if requested is None:
         return "bf16" if hardware.bf16 else "fp16"
     return requested

@@ -1,8 +1,8 @@
-"""Loading Phi-3-V (remote code) and preparing it for a training mode, as the cookbook does.
+"""Loading the native Phi-3(.5)-vision and preparing it for a training mode, as the cookbook does.
 
 - **full**: every weight trains.
-- **frozen-vision**: ``model.model.vision_embed_tokens`` gets no gradients. As in the cookbook this
-  includes the token embedding table, which the vision module holds (``wte``) to embed the text.
+- **frozen-vision**: ``model.model.vision_embed_tokens`` gets no gradients, nor does the token embedding
+  table: the cookbook freezes the public code's vision module, which holds that table (``wte``) too.
 - **lora**: adapters on the language model's ``qkv_proj``, ``o_proj``, ``gate_up_proj``, ``down_proj`` and
   ``lm_head``, and (unless ``freeze_vision``) on CLIP's ``q_proj``, ``k_proj``, ``v_proj``, ``out_proj``,
   ``fc1``, ``fc2`` and the projection's ``img_projection.0`` / ``.2``; Gaussian init, alpha = rank x ratio.
@@ -13,8 +13,8 @@ For the adapter modes the CLIP layers after the one the model reads features fro
 adapters that get no gradients. Removing them changes no output, so a saved adapter is loaded onto a
 base model trimmed the same way.
 
-The model is always loaded with ``use_cache=False``: the public remote code's cache path calls
-``DynamicCache.from_legacy_cache``, which transformers 5 removed.
+Training loads the model with ``use_cache=False`` (a training step has no use for a KV cache);
+``generate`` asks for one itself.
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ from pathlib import Path
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
-from transformers import AutoModelForCausalLM, AutoProcessor, BitsAndBytesConfig
+from transformers import BitsAndBytesConfig
 
 from phi3v_data.errors import ModelFilesError, UsageError
 from phi3v_train.config import TrainConfig
 from phi3v_train.hardware import Numerics
+from phi3v_train.modeling import Phi3VForCausalLM, Phi3VProcessor
 
 LANGUAGE_LORA_TARGETS = ("qkv_proj", "o_proj", "gate_up_proj", "down_proj", "lm_head")
 VISION_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2", "img_projection.0", "img_projection.2")
@@ -43,51 +44,29 @@ def model_reference(model: str) -> str:
     return str(folder.resolve()) if folder.is_dir() else model
 
 
-def load_processor(model: str | Path, num_crops: int | None = None):
+def load_processor(model: str | Path, num_crops: int | None = None) -> Phi3VProcessor:
     """The model's processor; ``num_crops`` overrides the one it was saved with."""
-    options = {} if num_crops is None else {"num_crops": num_crops}
-    return AutoProcessor.from_pretrained(str(model), trust_remote_code=True, **options)
+    return Phi3VProcessor.from_pretrained(str(model), num_crops=num_crops)
 
 
-def load_model(model: str | Path, numerics: Numerics, quantize_4bit: bool = False, device_map=None):
-    """``AutoModelForCausalLM`` with remote code, the chosen attention kernel, and no KV cache."""
+def load_model(
+    model: str | Path, numerics: Numerics, quantize_4bit: bool = False, device_map=None, use_cache: bool = False
+) -> Phi3VForCausalLM:
+    """The native model from the official checkpoint layout, with the chosen attention kernel."""
     options = {}
     if quantize_4bit:
         options["quantization_config"] = _nf4_config(numerics)
     try:
-        loaded = AutoModelForCausalLM.from_pretrained(
+        return Phi3VForCausalLM.from_pretrained(
             str(model),
-            trust_remote_code=True,
             dtype=getattr(torch, numerics.load_dtype_name),
             attn_implementation=numerics.attn,
-            use_cache=False,
+            use_cache=use_cache,
             device_map=device_map,
             **options,
         )
     except ValueError as error:
         raise UsageError(f"cannot load {model} with --attn {numerics.attn}: {error}") from None
-    declare_shared_weights(loaded)
-    return loaded
-
-
-def declare_shared_weights(model: nn.Module) -> None:
-    """Tell transformers 5 which parameters are one tensor under two names, so the model can be saved.
-
-    The public Phi-3(.5)-vision code passes ``embed_tokens`` to its image embedding, which keeps it as
-    ``wte``, and declares ``_tied_weights_keys = ["lm_head.weight"]``: transformers 5 reads that
-    attribute as a mapping and fails (``'list' object has no attribute 'keys'``) in ``save_pretrained``,
-    so a full fine-tune would train for hours and then fail to write a checkpoint. Declaring the
-    parameters that really share storage, as ``{duplicate: original}``, saves each once.
-    """
-    if isinstance(getattr(model, "_tied_weights_keys", None), dict):
-        return
-    first_name: dict[int, str] = {}
-    shared: dict[str, str] = {}
-    for name, parameter in model.named_parameters(remove_duplicate=False):
-        original = first_name.setdefault(id(parameter), name)
-        if original != name:
-            shared[name] = original
-    model._tied_weights_keys = shared
 
 
 def _nf4_config(numerics: Numerics):
@@ -107,9 +86,7 @@ def vision_tower(model: nn.Module) -> nn.Module:
 def trim_unused_vision_layers(model: nn.Module) -> None:
     """Drop the CLIP layers after the feature layer and the final norm (the cookbook's patch_clip_for_lora)."""
     tower = vision_tower(model)
-    clip = tower.img_processor
-    # transformers 4 wraps the tower in `.vision_model`; transformers 5 does not.
-    clip = getattr(clip, "vision_model", clip)
+    clip = tower.img_processor.vision_model
     layers = clip.encoder.layers
     # hidden_states holds the embeddings then each layer's output: index k is the output of k layers.
     del layers[tower.layer_idx % (len(layers) + 1) :]
@@ -134,6 +111,7 @@ def prepare_for_mode(model: nn.Module, config: TrainConfig) -> nn.Module:
     """Freeze, or wrap with adapters, as ``config.mode`` asks; returns the model to train."""
     if config.mode == "frozen-vision":
         vision_tower(model).requires_grad_(False)
+        model.get_input_embeddings().requires_grad_(False)
         return model
     if not config.uses_adapter:
         return model
@@ -164,10 +142,10 @@ def adapter_base_model(folder: Path, base_model: str | None = None) -> str:
 
 
 def load_trained(folder: Path, numerics: Numerics, base_model: str | None = None):
-    """A training run's output for inference: the full model, or the base model with the adapter."""
+    """A training run's output for inference (KV cache on): the full model, or the base model with the adapter."""
     if not is_adapter_dir(folder):
-        return load_model(folder, numerics)
-    model = load_model(adapter_base_model(folder, base_model), numerics)
+        return load_model(folder, numerics, use_cache=True)
+    model = load_model(adapter_base_model(folder, base_model), numerics, use_cache=True)
     trim_unused_vision_layers(model)
     return PeftModel.from_pretrained(model, str(folder))
 

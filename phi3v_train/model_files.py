@@ -1,7 +1,7 @@
 """Where a model's small files are: a local folder, or the Hugging Face cache for a Hub id.
 
-Light on purpose (no torch model code, peft or bitsandbytes): ``--print-config`` reads the model's
-config through it without loading the trainer's heavy modules.
+Light on purpose (no torch model code, peft or bitsandbytes): ``--print-config`` and the data checks
+that run before a model loads use it without loading the trainer's heavy modules.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from pathlib import Path
 
 from huggingface_hub import is_offline_mode
 from huggingface_hub.utils import HFValidationError, validate_repo_id
-from transformers import PretrainedConfig
 from transformers.utils import cached_file
 
 from phi3v_data.errors import ModelFilesError
@@ -30,15 +29,6 @@ def model_files_dir(model: str) -> Path:
     except OSError as error:
         raise ModelFilesError(_hub_failure(model, "find the tokenizer of", error)) from None
     return paths[0].parent
-
-
-def model_default_attention(model: str) -> str | None:
-    """The attention implementation the model's config.json asks for, if any."""
-    try:
-        config, _ = PretrainedConfig.get_config_dict(model)
-    except OSError as error:
-        raise ModelFilesError(_hub_failure(model, "read the configuration of", error)) from None
-    return config.get("_attn_implementation") or config.get("attn_implementation")
 
 
 def _hub_failure(model: str, action: str, error: OSError) -> str:

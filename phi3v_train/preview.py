@@ -11,9 +11,6 @@ from phi3v_data.manifest import require_validated
 from phi3v_train.config import TrainConfig
 from phi3v_train.data import default_num_crops, train_records
 from phi3v_train.hardware import Hardware, HardwareError, resolve_numerics
-from phi3v_train.model_files import model_default_attention
-
-DECIDED_AT_LOAD = "decided when the model loads"
 
 
 def unset_settings_notes(config: TrainConfig, hardware: Hardware) -> dict[str, str]:
@@ -39,18 +36,11 @@ def _num_crops_note(config: TrainConfig) -> str:
 
 def _numerics_notes(config: TrainConfig, hardware: Hardware) -> dict[str, str]:
     unset = [key for key in ("attn", "precision") if getattr(config, key) is None]
+    refused = {}
     try:
-        model_attn = model_default_attention(config.model)
-        attn_known = True
-    except Phi3vDataError:  # the model's preferred kernel is unknown until it loads; the precision is not
-        model_attn, attn_known = None, config.attn is not None
-    try:
-        numerics = resolve_numerics(config.attn, config.precision, model_attn, hardware)
+        numerics = resolve_numerics(config.attn, config.precision, hardware)
     except HardwareError as error:  # only an explicit --attn or precision switch is refused
-        given = [key for key in ("attn", "precision") if key not in unset]
-        return {key: f"refused on this machine: {error}" for key in given} | {key: DECIDED_AT_LOAD for key in unset}
-    resolved = {
-        "attn": "; ".join([numerics.attn, *numerics.notes]) if attn_known else DECIDED_AT_LOAD,
-        "precision": numerics.precision,
-    }
-    return {key: resolved[key] for key in unset}
+        refused = {key: f"refused on this machine: {error}" for key in ("attn", "precision") if key not in unset}
+        numerics = resolve_numerics(None, None, hardware)  # what the unset ones would be without them
+    resolved = {"attn": "; ".join([numerics.attn, *numerics.notes]), "precision": numerics.precision}
+    return refused | {key: resolved[key] for key in unset}

@@ -43,7 +43,7 @@ from phi3v_train.model import (
     parameter_counts,
     prepare_for_mode,
 )
-from phi3v_train.model_files import model_default_attention, model_files_dir
+from phi3v_train.model_files import model_files_dir
 from phi3v_train.validated import open_dataset
 
 RUN_CONFIG_NAME = "phi3v_train.yaml"
@@ -219,7 +219,7 @@ def run_training(config: TrainConfig, echo: Echo | None = None) -> TrainResult:
     builder = PromptBuilder.from_model_dir(model_files_dir(config.model))
     data = prepare_data(config, builder)  # refuses unvalidated data before anything slow
     hardware = Hardware.detect()
-    numerics = resolve_numerics(config.attn, config.precision, model_default_attention(config.model), hardware)
+    numerics = resolve_numerics(config.attn, config.precision, hardware)
     for note in numerics.notes + data.notes:
         echo(note)
     processor = load_processor(config.model, data.num_crops)

@@ -1,7 +1,10 @@
-"""The wheel ships every package of the source tree, under the project's namespace only."""
+"""The wheel ships every package of the source tree, under the project's namespace only; the test settings hold."""
 
 import tomllib
+import warnings
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
@@ -31,3 +34,10 @@ def test_no_bare_generic_top_level_package_is_installed() -> None:
 def test_listed_packages_exist() -> None:
     for package in PYPROJECT["packages"]:
         assert (_source_folder(package) / "__init__.py").is_file(), package
+
+
+@pytest.mark.parametrize("category", [DeprecationWarning, FutureWarning])
+@pytest.mark.parametrize("module", ["phi3v_train.trainer", "phi3v_data.cli", "test_native_model"])
+def test_deprecations_raised_from_the_projects_code_fail_the_tests(category, module) -> None:
+    with pytest.raises(category):
+        warnings.warn_explicit("removed in the next release", category, f"{module}.py", 1, module=module)

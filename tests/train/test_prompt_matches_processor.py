@@ -3,8 +3,9 @@
 For a single-turn record the validator and the trainer count
 ``len(processor(chat_template([{"role": "user", "content": content}], add_generation_prompt=True), images).input_ids)
 + len(tokenizer(assistant + "<|end|>\\n<|endoftext|>", add_special_tokens=False).input_ids)``.
-Here the processor is the tiny stand-in's, which follows the real ``processing_phi3_v.py``; the ids, not
-only their number, must be the prompt builder's.
+Here the processor is the native one, whose ids equal the public ``processing_phi3_v.py``'s
+(``tests/model/test_native_matches_public_code.py``); the ids, not only their number, must be the
+prompt builder's.
 """
 
 import functools

@@ -129,12 +129,12 @@ def test_print_config_says_what_unset_values_resolve_to(folder_dataset, mixed_da
     )
     assert notes["num_crops"] == "4 (chosen from the training records)"
     assert notes["epochs"] == "unused: --max-steps 3 sets the length" and notes["precision"] == "fp32"
-    assert notes["attn"].startswith("eager; the model's config asks for flash_attention_2 but flash-attention needs an NVIDIA GPU")
+    assert notes["attn"] == "sdpa"
 
 
 def test_print_config_says_what_it_cannot_resolve_yet(tmp_path, monkeypatch):
     _, notes = printed_config(*train_args(tmp_path / "none", "nobody/no-such-model", tmp_path, "--fp16"), machine=Hardware(cuda=False), monkeypatch=monkeypatch)
-    assert notes["attn"] == "decided when the model loads"
+    assert notes["attn"] == "sdpa"
     assert notes["precision"] == "refused on this machine: --fp16 needs a GPU; on the CPU training runs in fp32 (drop --fp16)"
     assert notes["num_crops"] == (
         f"decided from the data when training starts ({tmp_path}/none has no manifest.json: validate it first with "

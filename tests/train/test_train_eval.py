@@ -12,7 +12,7 @@ from phi3v_data.format import Record
 from phi3v_data.manifest import require_validated
 from phi3v_train.cli import main
 from phi3v_train.data import RecordDataset, load_split, pad_batch
-from phi3v_train.evaluate import greedy_answer, prompt_length, reference_answers
+from phi3v_train.evaluate import greedy_answers, prompt_length, reference_answers
 from phi3v_train.hardware import Numerics
 from phi3v_train.model import load_model
 from phi3v_train.trainer import run_training
@@ -45,19 +45,40 @@ def test_the_prompt_ends_where_the_last_answer_starts():
     assert prompt_length([-100, -100]) == 2
 
 
-def test_greedy_answers_keep_the_image_markers_of_the_prompt(mixed_dataset, collator):
-    item = RecordDataset(load_split(mixed_dataset, require_validated(mixed_dataset), "train"))[3]
+def _prompt(collator, item):
     encoded = collator.encode(item["entry"], item["images"])
     cut = prompt_length(encoded["labels"])
-    batch = pad_batch([{**encoded, "input_ids": encoded["input_ids"][:cut], "labels": encoded["labels"][:cut]}], 32000)
-    model = load_model(str(TINY_MODEL), Numerics("eager", "fp32")).eval()
-    tokens = greedy_answer(model, batch, stop_ids=set(), max_new_tokens=3)
-    assert len(tokens) == 3
-    assert (batch["input_ids"] < 0).sum() == encoded["input_ids"].count(-1)  # still there for every step
-    # The first token is the model's choice for the prompt with its image.
+    return {**encoded, "input_ids": encoded["input_ids"][:cut], "labels": encoded["labels"][:cut]}
+
+
+def _without_labels(batch):
+    return {key: value for key, value in batch.items() if key != "labels"}
+
+
+def test_batched_greedy_answers_are_each_records_answer_alone(mixed_dataset, collator):
+    dataset = RecordDataset(load_split(mixed_dataset, require_validated(mixed_dataset), "train"))
+    prompts = [_prompt(collator, dataset[index]) for index in range(len(dataset))]
+    model = load_model(str(TINY_MODEL), Numerics("sdpa", "fp32"), use_cache=True).eval()
+
+    together = greedy_answers(model, _without_labels(pad_batch(prompts, 32000, left=True)), set(), 32000, 3)
+    alone = [greedy_answers(model, _without_labels(pad_batch([prompt], 32000)), set(), 32000, 3)[0] for prompt in prompts]
+
+    assert together == alone and all(len(tokens) == 3 for tokens in alone)
+    # The first token is the model's choice for the prompt with its images.
     with torch.no_grad():
-        logits = model(**{**batch, "input_ids": batch["input_ids"].clone(), "labels": None}).logits
-    assert tokens[0] == int(logits[0, -1].argmax())
+        logits = model(**_without_labels(pad_batch(prompts[:1], 32000))).logits
+    assert alone[0][0] == int(logits[0, -1].argmax())
+
+
+def test_answers_stop_at_the_first_stop_id(mixed_dataset, collator):
+    dataset = RecordDataset(load_split(mixed_dataset, require_validated(mixed_dataset), "train"))
+    batch = _without_labels(pad_batch([_prompt(collator, dataset[0])], 32000))
+    model = load_model(str(TINY_MODEL), Numerics("sdpa", "fp32"), use_cache=True).eval()
+    free = greedy_answers(model, batch, set(), 32000, 4)[0]
+
+    stopped = greedy_answers(model, batch, {free[2]}, 32000, 4)[0]
+
+    assert stopped == free[: free.index(free[2])]
 
 
 @pytest.mark.slow
@@ -86,7 +107,7 @@ def test_an_adapter_is_evaluated_on_its_base_model(mixed_dataset, tmp_path):
     result = CliRunner().invoke(
         main,
         ["eval", "--model", str(config.output_dir), "--data", str(mixed_dataset), "--split", "train",
-         "--max-new-tokens", "2", "--predictions", str(predictions_file), "--limit", "3"],
+         "--max-new-tokens", "2", "--predictions", str(predictions_file), "--limit", "3", "--batch-size", "2"],
     )
     assert result.exit_code == 0, result.output
     predictions = [json.loads(line) for line in predictions_file.read_text().splitlines()]

@@ -1,4 +1,5 @@
-"""Runs started by launchers, each in processes of their own: DeepSpeed ZeRO-2, torchrun with two processes, accelerate."""
+"""Runs started by launchers, each in processes of their own: DeepSpeed ZeRO-2 and ZeRO-3, torchrun with two
+processes, accelerate."""
 
 import json
 import os
@@ -69,6 +70,39 @@ def test_full_fine_tune_trains_under_deepspeed_zero2(folder_dataset, tmp_path):
     trained = dict(load_model(str(out), FP32_EAGER).named_parameters())
     original = dict(load_model(str(TINY_MODEL), FP32_EAGER).named_parameters())
     assert not torch.equal(trained["lm_head.weight"], original["lm_head.weight"])
+
+
+ZERO3_CONFIG = {
+    "zero_optimization": {"stage": 3, "stage3_gather_16bit_weights_on_model_save": True},
+    "bf16": {"enabled": "auto"},
+    "fp16": {"enabled": "auto"},
+    "train_micro_batch_size_per_gpu": "auto",
+    "train_batch_size": "auto",
+    "gradient_accumulation_steps": "auto",
+    "gradient_clipping": "auto",
+}
+
+
+@pytest.mark.slow
+def test_full_fine_tune_trains_under_deepspeed_zero3_with_text_only_and_image_records(mixed_dataset, tmp_path):
+    # ZeRO-3 gathers each module's weights as it runs: a text-only record must still run the vision tower.
+    config_file = tmp_path / "zero3.json"
+    config_file.write_text(json.dumps(ZERO3_CONFIG))
+    out = tmp_path / "out"
+    launcher = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1"}
+    command = [
+        sys.executable, "-m", "phi3v_train", "--data", str(mixed_dataset), "--model", str(TINY_MODEL), "--mode", "full",
+        "--output-dir", str(out), "--num-crops", "1", "--batch-size", "1", "--max-steps", "4", "--warmup-steps", "0",
+        "--learning-rate", "1e-3", "--logging-steps", "1", "--dataloader-workers", "0", "--deepspeed", str(config_file),
+    ]
+    run = subprocess.run(command, env={**os.environ, **launcher}, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    assert f"DeepSpeed ({config_file})" in run.stdout and "step 4/4 | loss" in run.stdout
+    trained = dict(load_model(str(out), FP32_EAGER).named_parameters())
+    original = dict(load_model(str(TINY_MODEL), FP32_EAGER).named_parameters())
+    assert trained.keys() == original.keys()
+    assert not torch.equal(trained["lm_head.weight"], original["lm_head.weight"])
+    assert not torch.equal(trained["model.vision_embed_tokens.img_projection.0.weight"], original["model.vision_embed_tokens.img_projection.0.weight"])
 
 
 def torchrun(*arguments: str) -> subprocess.CompletedProcess:

@@ -3,6 +3,7 @@
 Full fine-tuning under DeepSpeed runs in ``test_train_deepspeed.py`` (a process of its own).
 """
 
+import json
 import shutil
 
 import pytest
@@ -19,7 +20,7 @@ from phi3v_train.model import load_model, load_trained, prepare_for_mode
 from phi3v_train.trainer import run_training
 
 FP32_EAGER = Numerics("eager", "fp32")
-PROCESSOR_FILES = ("processor_config.json", "tokenizer.json", "tokenizer_config.json", "processing_phi3_v.py")
+PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +37,7 @@ def fresh_model(**options):
 
 def forward(model, batch):
     with torch.no_grad():
-        # The model overwrites the image markers of the ids it is given.
-        return model(**{**batch, "input_ids": batch["input_ids"].clone()}).logits
+        return model(**batch).logits
 
 
 def per_sample_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -80,7 +80,7 @@ def test_lora_drops_only_the_clip_layers_that_never_reach_the_output(collator, m
     batch = collator([mixed_items["two-images"]])
     before = forward(model, batch)
     adapted = prepare_for_mode(model, train_config(tmp_path, [tmp_path]))
-    clip_layers = adapted.get_base_model().model.vision_embed_tokens.img_processor.encoder.layers
+    clip_layers = adapted.get_base_model().model.vision_embed_tokens.img_processor.vision_model.encoder.layers
     assert len(clip_layers) == 1  # the tiny CLIP has 2 layers and the features come from the second-to-last
     with adapted.disable_adapter():
         assert torch.allclose(forward(adapted, batch), before, atol=1e-6)
@@ -109,8 +109,14 @@ def test_lora_trains_adapters_only_and_the_saved_adapter_reloads_to_the_same_out
     with safe_open(out / "adapter_model.safetensors", "pt") as saved:
         assert all("lora_" in key for key in saved.keys())  # no copy of the frozen embeddings or lm_head
 
+    with safe_open(out / "adapter_model.safetensors", "pt") as saved, safe_open(TINY_MODEL / "model.safetensors", "pt") as base:
+        # Adapters name the official checkpoint's modules, so they apply to it wherever it is loaded.
+        adapted = {key.removeprefix("base_model.model.").split(".lora_")[0] + ".weight" for key in saved.keys()}
+        assert adapted <= set(base.keys())
+        assert any(".img_processor.vision_model.encoder.layers.0.self_attn.q_proj." in name for name in adapted)
+
     batch = collator([mixed_items["two-images"], mixed_items["text-only"]])
-    reloaded = load_trained(out, FP32_EAGER).eval()
+    reloaded = load_trained(out, Numerics("sdpa", "fp32")).eval()  # the kernel the run trained with
     assert torch.equal(forward(reloaded, batch), forward(trained, batch))
     assert not torch.allclose(forward(fresh_model().eval(), batch), forward(reloaded, batch), atol=1e-4)
 
@@ -121,14 +127,16 @@ def test_frozen_vision_changes_the_language_model_and_not_the_vision_tower(folde
     result = run_training(config)
     original = dict(fresh_model().named_parameters())
     trained = dict(result.model.named_parameters())
-    # The vision module embeds the text too (its `wte` is the token embedding), so that stays as well.
+    # The cookbook freezes the public code's vision module, which holds the token embedding (`wte`) too.
     frozen = [name for name in trained if ".vision_embed_tokens." in name] + ["model.embed_tokens.weight"]
     assert all(torch.equal(trained[name], original[name]) for name in frozen)
     assert not torch.equal(trained["lm_head.weight"], original["lm_head.weight"])
     assert not torch.equal(trained["model.layers.0.self_attn.qkv_proj.weight"], original["model.layers.0.self_attn.qkv_proj.weight"])
     assert result.trainable_parameters == sum(p.numel() for name, p in trained.items() if name not in frozen)
     assert (config.output_dir / "model.safetensors").is_file()
-    assert all((config.output_dir / name).is_file() for name in ("config.json", "modeling_phi3_v.py", *PROCESSOR_FILES))
+    assert all((config.output_dir / name).is_file() for name in ("config.json", *PROCESSOR_FILES))
+    saved_config = json.loads((config.output_dir / "config.json").read_text())
+    assert saved_config["auto_map"]["AutoModelForCausalLM"] == "microsoft/Phi-3.5-vision-instruct--modeling_phi3_v.Phi3VForCausalLM"
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The tiny model's processor lays out prompts and images exactly like the real processing_phi3_v.py."""
+"""The native processor lays out prompts and images like the public processing_phi3_v.py, and batches them."""
 
 from __future__ import annotations
 
@@ -95,10 +95,10 @@ def test_each_text_chunk_starts_with_bos_and_images_go_between(load_processor):
 @pytest.mark.parametrize(
     ("prompt", "image_count", "message"),
     [
-        ("<|image_2|>", 1, "must start from 1"),
-        ("<|image_1|> <|image_3|>", 2, "must start from 1"),
-        ("<|image_1|><|image_2|>", 1, "total images must be the same"),
-        ("<|image_1|>", 2, "total images must be the same"),
+        ("<|image_2|>", 1, r"tags \[2\] must number its 1 image"),
+        ("<|image_1|> <|image_3|>", 2, r"tags \[1, 3\] must number its 2 image"),
+        ("<|image_1|><|image_2|>", 1, "tag 2 image"),
+        ("<|image_1|>", 2, "tag 1 image"),
     ],
 )
 def test_image_tags_must_number_the_images_from_one(load_processor, prompt, image_count, message):
@@ -129,3 +129,61 @@ def test_chat_template_and_decoding_are_the_real_tokenizers(load_processor):
     assert processor.tokenizer.apply_chat_template(messages, tokenize=False).endswith("<|assistant|>\nA cat.<|end|>\n")
     assert answer_ids == [26835, 29907, 1610, 1847, 32007, 29871, 13, 32000]
     assert processor.batch_decode([[1, *answer_ids]]) == ["<s> BabyCrawling<|end|> \n<|endoftext|>"]
+
+
+def test_a_batch_of_prompts_numbers_each_prompts_images_and_pads_on_the_tokenizers_side(load_processor):
+    processor = load_processor(1)
+    texts = ["<|image_1|> one", "two <|image_1|><|image_2|> three images <|image_3|>"]
+    images = [Image.new("RGB", (320, 240), colour) for colour in ("red", "green", "blue", "white")]
+    alone = [processor(texts[0], images=images[:1]), processor(texts[1], images=images[1:])]
+
+    flat = processor(texts, images=images)
+    per_prompt = processor(texts, images=[images[:1], images[1:]])
+
+    longest = alone[1]["input_ids"].shape[1]
+    for batch in (flat, per_prompt):
+        assert batch["input_ids"].shape == (2, longest)
+        assert batch["input_ids"][0, : alone[0]["input_ids"].shape[1]].tolist() == alone[0]["input_ids"][0].tolist()
+        assert batch["input_ids"][0, alone[0]["input_ids"].shape[1] :].eq(32000).all()
+        assert batch["attention_mask"].sum(1).tolist() == [alone[0]["input_ids"].shape[1], longest]
+        torch.testing.assert_close(batch["pixel_values"], torch.cat([a["pixel_values"] for a in alone]))
+        assert batch["image_sizes"].tolist() == [[336, 336]] * 4
+    processor.tokenizer.padding_side = "left"
+    try:
+        left = processor(texts, images=images)
+    finally:
+        processor.tokenizer.padding_side = "right"
+    assert left["input_ids"][0, -alone[0]["input_ids"].shape[1] :].tolist() == alone[0]["input_ids"][0].tolist()
+    assert left["attention_mask"][0, 0].item() == 0
+
+
+def test_transparency_is_composited_onto_white_as_the_public_processor_does(load_processor):
+    clear = Image.new("RGBA", (336, 336), (255, 0, 0, 0))
+
+    pixels = load_processor(1)("<|image_1|>", images=[clear])["pixel_values"][0, 1]
+
+    white = torch.tensor([_normalized(1, channel) for channel in range(3)])
+    torch.testing.assert_close(pixels, white[:, None, None].expand(3, 336, 336), atol=1e-5, rtol=0)
+
+
+def test_saved_files_are_the_public_processors_with_its_code_on_the_hub(load_processor, real_model_files_dir, tmp_path):
+    import json
+
+    from phi3v_train import Phi3VProcessor
+
+    load_processor(4).save_pretrained(tmp_path)
+
+    saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    official = json.loads((real_model_files_dir / "preprocessor_config.json").read_text())
+    assert saved.pop("auto_map") == {
+        key: f"microsoft/Phi-3.5-vision-instruct--{value}" for key, value in official.pop("auto_map").items()
+    }
+    assert {key: saved[key] for key in official} == official
+    processor_config = json.loads((tmp_path / "processor_config.json").read_text())
+    assert processor_config == {
+        "auto_map": {"AutoProcessor": "microsoft/Phi-3.5-vision-instruct--processing_phi3_v.Phi3VProcessor"},
+        "processor_class": "Phi3VProcessor",
+    }
+    reloaded = Phi3VProcessor.from_pretrained(tmp_path)
+    assert reloaded.num_crops == 4
+    assert reloaded.tokenizer.chat_template == load_processor(4).tokenizer.chat_template

@@ -1,4 +1,4 @@
-"""Fixtures for the tiny Phi-3.5-vision stand-in in ``fixtures/tiny-phi3v``.
+"""Fixtures for the native Phi-3(.5)-vision classes on the tiny model in ``fixtures/tiny-phi3v``.
 
 ``tests/conftest.py`` already runs everything offline on one thread per op.
 """
@@ -17,7 +17,7 @@ REAL_MODEL_FILES_DIR = REPO_ROOT / "fixtures" / "phi35v"
 
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
-    """The committed tiny model folder."""
+    """The committed tiny model folder: a config and random weights in the official layout, no code."""
     return TINY_MODEL_DIR
 
 
@@ -29,7 +29,7 @@ def real_model_files_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_generator():
-    """The ``scripts/make_tiny_phi3v.py`` module, which wrote the tiny model's data files."""
+    """The ``scripts/make_tiny_phi3v.py`` module, which wrote the tiny model's configuration."""
     spec = importlib.util.spec_from_file_location("make_tiny_phi3v", REPO_ROOT / "scripts" / "make_tiny_phi3v.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -39,15 +39,13 @@ def tiny_generator():
 @pytest.fixture(scope="session")
 def load_processor():
     """``load_processor(num_crops)``: the tiny model's processor, loaded once per ``num_crops``."""
-    from transformers import AutoProcessor
+    from phi3v_train import Phi3VProcessor
 
     processors = {}
 
     def load(num_crops: int = 4):
         if num_crops not in processors:
-            processors[num_crops] = AutoProcessor.from_pretrained(
-                TINY_MODEL_DIR, trust_remote_code=True, num_crops=num_crops
-            )
+            processors[num_crops] = Phi3VProcessor.from_pretrained(TINY_MODEL_DIR, num_crops=num_crops)
         return processors[num_crops]
 
     return load
@@ -57,11 +55,12 @@ def load_processor():
 def load_model():
     """``load_model(**from_pretrained_kwargs)``: a fresh float32 model in eval mode (loading takes ~0.1 s)."""
     import torch
-    from transformers import AutoModelForCausalLM
+
+    from phi3v_train import Phi3VForCausalLM
 
     def load(**kwargs):
         kwargs.setdefault("dtype", torch.float32)
-        return AutoModelForCausalLM.from_pretrained(TINY_MODEL_DIR, trust_remote_code=True, **kwargs).eval()
+        return Phi3VForCausalLM.from_pretrained(TINY_MODEL_DIR, **kwargs).eval()
 
     return load
 
