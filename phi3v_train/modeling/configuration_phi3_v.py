@@ -91,11 +91,12 @@ class Phi3VConfig(Phi3Config):
         self.auto_map = hub_auto_map(self.auto_map or PUBLIC_AUTO_MAP)
         rope_scaling = kwargs.get("rope_scaling")
         if isinstance(rope_scaling, dict) and rope_scaling.get("type", rope_scaling.get("rope_type")) in ("su", "longrope"):
-            # transformers' longrope reads the switch point from the rope parameters, the public file
-            # keeps it at the top level.
+            # transformers' longrope reads the switch point and the scaling factor from the rope
+            # parameters; the public file keeps the switch point at the top level and derives the factor.
             kwargs["rope_scaling"] = {
                 **rope_scaling,
                 "original_max_position_embeddings": self.original_max_position_embeddings,
+                "factor": self.max_position_embeddings / self.original_max_position_embeddings,
             }
         super().__post_init__(**kwargs)
 
@@ -138,9 +139,6 @@ class Phi3VConfig(Phi3Config):
             }
         else:
             output["rope_scaling"] = None
-        # transformers 4 (vLLM, the public code) reads torch_dtype.
-        if output.get("dtype") is not None:
-            output["torch_dtype"] = output["dtype"]
         vision = output.get("vision_config")
         if isinstance(vision, dict):
             default = CLIPVisionConfig(**CLIP_VIT_LARGE_PATCH14_336).to_dict()
@@ -149,4 +147,11 @@ class Phi3VConfig(Phi3Config):
                 output["vision_config"] = changed
             else:
                 output.pop("vision_config")
+        return output
+
+    def to_diff_dict(self) -> dict[str, Any]:
+        output = super().to_diff_dict()
+        # What config.json holds: transformers 4 (vLLM, the public code) reads torch_dtype.
+        if output.get("dtype") is not None:
+            output["torch_dtype"] = output["dtype"]
         return output
