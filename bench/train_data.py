@@ -4,7 +4,8 @@
     /work/venv/bin/python bench/train_data.py --quick    # 12 records per workload
 
 Two workloads with the images' real sizes and the real Phi-3.5-vision tokenizer and chat template
-(``fixtures/tiny-phi3v`` ships them, with a processor that follows the real contract):
+(``fixtures/tiny-phi3v`` ships them; both sides use the native processor, whose ids and pixels are the
+public processor's):
 
 - video: UCF-101-style records of 8 frames of 320x240, at ``num_crops`` 4 (the cookbook's choice);
 - document: DocVQA-style records of one 1700x2200 page, at ``num_crops`` 16.
