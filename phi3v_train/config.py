@@ -121,6 +121,26 @@ class TrainConfig(ModelSettings):
     # More loader processes than cores only contend for them (and the DataLoader warns).
     dataloader_workers: int = Field(default_factory=lambda: min(MAX_DEFAULT_LOADER_WORKERS, available_cores()), ge=0)
     """Processes that load images and build batches (default: 4, or fewer on a machine with fewer cores)."""
+    packing: bool = False
+    """Lay each micro-batch's records end to end instead of padding them (positions restart per record and
+    attention stays inside each record; flash-attention's variable-length path on a GPU)."""
+    max_tokens_per_batch: int | None = Field(default=None, ge=1)
+    """With --packing: the longest row per process, in tokens; a micro-batch that does not fit one row takes
+    several (default: one row). A longer record is refused, never cut."""
+    group_by_length: bool = False
+    """Batch records of similar token counts together (exact counts), in an order shuffled across batches
+    and fixed by --seed."""
+    lengths: Path | None = None
+    """With --group-by-length: the token counts `phi3v-data validate --lengths FILE` wrote (default: counted
+    from the image headers)."""
+
+    @model_validator(mode="after")
+    def _batching_options(self) -> TrainConfig:
+        if self.max_tokens_per_batch is not None and not self.packing:
+            raise ValueError("--max-tokens-per-batch sets the rows of --packing: add --packing")
+        if self.lengths is not None and not self.group_by_length:
+            raise ValueError("--lengths orders records for --group-by-length: add --group-by-length")
+        return self
 
     @model_validator(mode="after")
     def _coherent(self) -> TrainConfig:

@@ -209,13 +209,19 @@ def pad_batch(encoded: list[dict[str, Any]], pad_token_id: int, left: bool = Fal
         input_ids[row, span] = torch.tensor(item["input_ids"], dtype=torch.long)
         labels[row, span] = torch.tensor(item["labels"], dtype=torch.long)
         attention_mask[row, span] = 1
-    batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels, **image_batch(encoded)}
+
+
+def image_batch(encoded: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """The records' ``pixel_values`` (padded over crops) and ``image_sizes``, concatenated in record order."""
     with_images = [item for item in encoded if "pixel_values" in item]
-    if with_images:
-        crops = max(item["pixel_values"].shape[1] for item in with_images)
-        batch["pixel_values"] = _concatenate([_pad_crops(item["pixel_values"], crops) for item in with_images])
-        batch["image_sizes"] = _concatenate([item["image_sizes"] for item in with_images])
-    return batch
+    if not with_images:
+        return {}
+    crops = max(item["pixel_values"].shape[1] for item in with_images)
+    return {
+        "pixel_values": _concatenate([_pad_crops(item["pixel_values"], crops) for item in with_images]),
+        "image_sizes": _concatenate([item["image_sizes"] for item in with_images]),
+    }
 
 
 def _concatenate(tensors: list[torch.Tensor]) -> torch.Tensor:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers import PrinterCallback, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from phi3v_data.errors import FileNotFoundPhi3vDataError, UsageError
@@ -34,6 +34,7 @@ from phi3v_train.data import (
     split_records,
     train_records,
 )
+from phi3v_train.batching import Phi3VTrainer, record_lengths, training_collator
 from phi3v_train.deepspeed import deepspeed_config, single_process_environment
 from phi3v_train.hardware import Hardware, Numerics, resolve_numerics
 from phi3v_train.model import (
@@ -250,10 +251,12 @@ def run_training(config: TrainConfig, echo: Echo | None = None) -> TrainResult:
     arguments = training_arguments(
         config, numerics, hardware, accumulation, needs_unused_parameter_search(config, has_text_only), deepspeed
     )
-    trainer = Trainer(
+    lengths = record_lengths(config, data.train, builder, data.num_crops)
+    trainer = Phi3VTrainer(
         model=model,
         args=arguments,
-        data_collator=Phi3VCollator.for_processor(builder, processor),
+        record_lengths=lengths if config.group_by_length else None,
+        data_collator=training_collator(config, Phi3VCollator.for_processor(builder, processor)),
         train_dataset=RecordDataset(data.train),
         eval_dataset=RecordDataset(data.eval) if data.eval else None,
         processing_class=processor,
