@@ -29,6 +29,15 @@ optimizer over 8 GPUs, so a single GPU's full fine-tune needs more. The last lin
 ``--tiny`` runs the same code on the CPU with ``fixtures/tiny-phi3v``'s configuration (fp32, sdpa,
 a 850x1100 page at ``num_crops`` 4, 1 warm-up and 2 timed steps): a test of the script, whose
 figures mean nothing. Without ``--tiny`` the script needs a CUDA GPU and exits 2 on a machine without.
+
+``--packing`` and ``--group-by-length`` measure batching instead, on a length-skewed set: half the
+records one 320x240 image at ``num_crops`` 1 (~330 tokens), half nine such frames (~2,900 tokens), in
+micro-batches of 4 (``--micro-batch-size``). The baseline, timed in the same run on the same records,
+is right-padded micro-batches in a random order; the candidate packs each micro-batch
+(``phi3v_train.packing``) and/or orders records by length (transformers' ``LengthGroupedSampler`` over
+the exact counts). The figure is non-padding tokens/s; the last line ``RATIO packing <x>`` (or
+``RATIO group-by-length <x>``). ``python bench/train_throughput.py --tiny --packing`` runs it on the CPU
+with the tiny model in about a minute.
 """
 
 from __future__ import annotations
@@ -124,6 +133,66 @@ def docvqa_batch(model_folder: Path, processor, page_size: tuple[int, int]) -> d
     return collator([{"entry": entry, "images": [render_page(page_size)]}])
 
 
+def skewed_examples(model_folder: Path, count: int) -> list[dict]:
+    """Dataset items for ``count`` records, alternately one frame (~330 tokens) and nine (~2,900)."""
+    from PIL import Image
+
+    from phi3v_data.format import Record
+    from phi3v_train.data import DatasetRecord
+
+    examples = []
+    for index in range(count):
+        frames = 1 if index % 2 == 0 else 9
+        record = Record.model_validate(
+            {
+                "id": f"bench-{index}",
+                "source": "bench",
+                "conversations": [
+                    {"images": [f"f{frame}.jpg" for frame in range(frames)], "user": "What happens?", "assistant": "A dance."}
+                ],
+            }
+        )
+        images = [Image.new("RGB", (320, 240), (20 * frame, 90, 160)) for frame in range(frames)]
+        examples.append({"entry": DatasetRecord(record, model_folder / "images", f"bench:{index + 1}"), "images": images})
+    return examples
+
+
+def compare_batching(model, collator, examples, micro_batch: int, packing: bool, grouping: bool, optimizer, autocast, device):
+    """Non-padding tokens/s of padded random-order micro-batches and of the candidate batching, same records."""
+    import torch
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    from phi3v_train.packing import PackingCollator
+
+    lengths = [len(collator.encode(example["entry"], example["images"])["input_ids"]) for example in examples]
+    generator = torch.Generator().manual_seed(0)
+    random_order = torch.randperm(len(examples), generator=generator).tolist()
+    grouped_order = list(LengthGroupedSampler(micro_batch, lengths=lengths, generator=generator)) if grouping else random_order
+    candidate_collate = PackingCollator(collator, None) if packing else collator
+
+    def run(order, collate) -> tuple[float, int, int]:
+        batches = [collate([examples[i] for i in order[start : start + micro_batch]]) for start in range(0, len(order), micro_batch)]
+        train_step(model, {key: value.to(device) for key, value in batches[0].items()}, optimizer, autocast)  # warm-up
+        positions = sum(batch["input_ids"].numel() for batch in batches)
+        started = time.perf_counter()
+        for batch in batches:
+            train_step(model, {key: value.to(device) for key, value in batch.items()}, optimizer, autocast)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - started, positions, sum(lengths)
+
+    results = {"padded, random order": run(random_order, collator)}
+    name = " + ".join(["packed"] * packing + ["grouped by length"] * grouping)
+    results[name] = run(grouped_order, candidate_collate)
+    print(f"{len(examples)} records of {min(lengths):,} to {max(lengths):,} tokens ({sum(lengths):,} in all), "
+          f"micro-batches of {micro_batch}")
+    print(f"{'batching':<34} {'seconds':>8} {'positions':>10} {'real tokens/s':>14}")
+    for label, (seconds, positions, real) in results.items():
+        print(f"{label:<34} {seconds:>8.2f} {positions:>10,} {real / seconds:>14.0f}")
+    (base_seconds, _, _), (candidate_seconds, _, _) = results.values()
+    return base_seconds / candidate_seconds
+
+
 def train_step(model, batch, optimizer, autocast) -> float:
     import torch
 
@@ -146,7 +215,7 @@ def enable_activation_checkpointing(model) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mode", choices=MODES, required=True)
+    parser.add_argument("--mode", choices=MODES, default="lora")
     parser.add_argument("--attn", choices=("eager", "sdpa", "flash_attention_2"), default=None,
                         help="attention kernel (default: flash_attention_2 where it runs, else sdpa)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default 10; 2 with --tiny)")
@@ -157,6 +226,10 @@ def main() -> int:
     parser.add_argument("--lora-rank", type=int, default=None, help="LoRA rank (default: the trainer's, 64)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=None, help="where the temporary checkpoint goes (~8 GB bf16)")
+    parser.add_argument("--packing", action="store_true", help="measure packed against padded micro-batches")
+    parser.add_argument("--group-by-length", action="store_true", help="measure a length-grouped against a random order")
+    parser.add_argument("--micro-batch-size", type=int, default=4, help="records per micro-batch (batching runs)")
+    parser.add_argument("--records", type=int, default=16, help="records of the batching runs")
     parser.add_argument("--tiny", action="store_true",
                         help="CPU, fixtures/tiny-phi3v's config, fp32: a smoke run of the script, figures meaningless")
     arguments = parser.parse_args()
@@ -233,14 +306,6 @@ def main() -> int:
               f"saved and loaded in {time.perf_counter() - started:.0f} s"
               + (f", {four_bit} linear layers in 4-bit NF4" if four_bit else ""))
 
-        processor = load_processor(folder, num_crops)
-        batch = docvqa_batch(folder, processor, page_size)
-        tokens = int(batch["attention_mask"].sum())
-        print(f"sample: one {page_size[0]}x{page_size[1]} page at num_crops {num_crops}, {tokens:,} tokens "
-              f"({int((batch['input_ids'] < 0).sum()):,} image, {int((batch['labels'] >= 0).sum())} trained); "
-              "cookbook's DocVQA average 2,443")
-        batch = {key: value.to(device) for key, value in batch.items()}
-
         optimizer = torch.optim.AdamW(
             [parameter for parameter in model.parameters() if parameter.requires_grad],
             lr=LEARNING_RATE, betas=(0.9, 0.95), eps=1e-7, weight_decay=0.01,
@@ -251,6 +316,26 @@ def main() -> int:
             torch.cuda.reset_peak_memory_stats()
         else:
             autocast = lambda: torch.autocast("cpu", enabled=False)  # noqa: E731
+
+        if arguments.packing or arguments.group_by_length:
+            from phi3v_data.prompt import PromptBuilder
+            from phi3v_train.data import Phi3VCollator
+
+            collator = Phi3VCollator.for_processor(PromptBuilder.from_model_dir(folder), load_processor(folder, 1))
+            ratio = compare_batching(
+                model, collator, skewed_examples(folder, arguments.records), arguments.micro_batch_size,
+                arguments.packing, arguments.group_by_length, optimizer, autocast, device,
+            )  # fmt: skip
+            print(f"RATIO {'packing' if arguments.packing else 'group-by-length'} {ratio:.2f}")
+            return 0
+
+        processor = load_processor(folder, num_crops)
+        batch = docvqa_batch(folder, processor, page_size)
+        tokens = int(batch["attention_mask"].sum())
+        print(f"sample: one {page_size[0]}x{page_size[1]} page at num_crops {num_crops}, {tokens:,} tokens "
+              f"({int((batch['input_ids'] < 0).sum()):,} image, {int((batch['labels'] >= 0).sum())} trained); "
+              "cookbook's DocVQA average 2,443")
+        batch = {key: value.to(device) for key, value in batch.items()}
 
         for _ in range(warmup):
             train_step(model, batch, optimizer, autocast)

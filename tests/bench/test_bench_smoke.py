@@ -60,3 +60,10 @@ def test_eval_speed_tiny_generates_the_same_tokens_both_ways():
     done = run_bench("eval_speed.py", "--tiny", "--new-tokens", "8")
     assert RATIO.fullmatch(last_line(done)), done.stdout
     assert "both gave the same 8 tokens" in done.stdout
+
+
+@pytest.mark.parametrize(("flags", "name"), [(["--packing"], "packing"), (["--group-by-length"], "group-by-length")])
+def test_train_throughput_tiny_compares_batchings(flags, name):
+    done = run_bench("train_throughput.py", "--tiny", *flags, "--records", "4", "--micro-batch-size", "2")
+    assert re.fullmatch(rf"RATIO {name} {NUMBER}", last_line(done)), done.stdout
+    assert "padded, random order" in done.stdout
