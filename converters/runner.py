@@ -11,7 +11,9 @@
 4. Assemble ``<source>_<split>.jsonl`` from the result files in plan order, so the bytes never
    depend on which worker finished first.
 5. Validate OUT with the checks of ``phi3v-data validate`` (image headers), write
-   ``manifest.json`` last, remove the work folder.
+   ``manifest.json`` last (with the size and sha256 of every image the records name, from the
+   result files: nothing is hashed twice, and the bytes are the same on every run), remove the work
+   folder.
 """
 
 from __future__ import annotations
@@ -36,7 +38,16 @@ from phi3v_data.converters.workdir import IMAGES_DIR_NAME, Mode, StoredResult, W
 from phi3v_data.cores import available_cores
 from phi3v_data.errors import FileNotFoundPhi3vDataError, InputLayoutError, Phi3vDataError, UsageError
 from phi3v_data.format import FORMAT_VERSION
-from phi3v_data.manifest import ConverterInfo, Manifest, Rejection, SplitEntry, split_entry, write_manifest
+from phi3v_data.manifest import (
+    ConverterInfo,
+    ImageEntry,
+    Manifest,
+    Rejection,
+    SplitEntry,
+    image_entries,
+    split_entry,
+    write_manifest,
+)
 from phi3v_data.paths import path_fault
 from phi3v_data.validation import validate
 
@@ -124,6 +135,7 @@ def run_conversion(
         rejected=rejected,
         counts=_counts(plan, results, rejected),
         validation=_validate(out_dir, workers) if splits else None,
+        images=_named_images(out_dir, results),
     )
     write_manifest(out_dir, manifest)
     work.remove()
@@ -245,6 +257,19 @@ def _write_jsonl_files(source: str, out_dir: Path, plan: Plan, results: list[Sto
             atomic_write_bytes(path, b"\n".join(lines) + b"\n")
             entries[split] = split_entry(path, len(lines))
     return entries
+
+
+def _named_images(out_dir: Path, results: list[StoredResult]) -> dict[str, ImageEntry]:
+    """The manifest's images: those the records name, with the sha256 of the bytes their item wrote."""
+    digests = {path: digest for result in results for path, digest in result.images.items()}
+    named = (
+        path
+        for result in results
+        for record in result.records
+        for turn in record.get("conversations", [])
+        for path in turn.get("images", [])
+    )
+    return image_entries(out_dir / IMAGES_DIR_NAME, named, digests)
 
 
 def _check_images_agree(results: Iterable[StoredResult]) -> None:

@@ -14,13 +14,17 @@ row separators and a separator between the two. The count depends on the aspect 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 CROP_SIZE = 336
 TOKENS_PER_CROP = 144
 TOKENS_PER_ROW_SEPARATOR = 12
 MAX_NUM_CROPS = 16
-# Phi-3.5-vision's preprocessor_config.json (Phi-3-vision ships 16).
+# Phi-3.5-vision's preprocessor_config.json (Phi-3-vision ships 16): the processor's own default.
 DEFAULT_NUM_CROPS = 4
+# The cookbook's choices, which `phi3v-data validate` and `phi3v-train` both default to (default_num_crops).
+MULTI_IMAGE_NUM_CROPS = 4
+SINGLE_IMAGE_NUM_CROPS = 16
 
 
 def hd_resize_size(width: int, height: int, num_crops: int) -> tuple[int, int]:
@@ -56,3 +60,19 @@ def image_token_count(width: int, height: int, num_crops: int) -> int:
     """Tokens one image of this (displayed) size expands to in the model's input."""
     columns, rows = crop_grid(width, height, num_crops)
     return (rows * columns + 1) * TOKENS_PER_CROP + 1 + (rows + 1) * TOKENS_PER_ROW_SEPARATOR
+
+
+def default_num_crops(images_per_record: Iterable[int]) -> int:
+    """The num_crops used when none is given: 4 when any record holds several images (video frames,
+    the cookbook's choice), else 16. The validator and the trainer both count with it, so a length
+    certified by ``phi3v-data validate`` is the length trained. Stops at the first record with several.
+    """
+    several = any(count > 1 for count in images_per_record)
+    return MULTI_IMAGE_NUM_CROPS if several else SINGLE_IMAGE_NUM_CROPS
+
+
+def default_num_crops_reason(num_crops: int) -> str:
+    """Why the rule of :func:`default_num_crops` chose ``num_crops``, for reports."""
+    if num_crops == MULTI_IMAGE_NUM_CROPS:
+        return "the default: records hold several images"
+    return "the default: no record holds several images"

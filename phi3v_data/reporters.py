@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ElementTree
 from collections import defaultdict
 from typing import Protocol
 
+from phi3v_data.hd_crop import default_num_crops_reason
 from phi3v_data.problems import Problem
 from phi3v_data.validation.report import ValidationReport
 
@@ -45,9 +46,18 @@ def tokens_line(report: ValidationReport) -> str | None:
         return None
     what = "tokens per record" if stats.kind == "sequence" else "image tokens per record"
     return (
-        f"{what} ({_count(stats.count, 'record')}): min {stats.min:,}, median {stats.median:,}, "
-        f"p95 {stats.p95:,}, max {stats.max:,}"
+        f"{what} ({_count(stats.count, 'record')}){_num_crops_phrase(report)}: min {stats.min:,}, "
+        f"median {stats.median:,}, p95 {stats.p95:,}, max {stats.max:,}"
     )
+
+
+def _num_crops_phrase(report: ValidationReport) -> str:
+    """`` at num_crops N (why)``: what the image tokens were counted at, when the report says."""
+    num_crops = report.options.get("num_crops")
+    if num_crops is None:
+        return ""
+    why = "as given" if report.options.get("num_crops_given", True) else default_num_crops_reason(num_crops)
+    return f" at num_crops {num_crops} ({why})"
 
 
 class TextReporter:

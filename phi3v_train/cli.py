@@ -3,13 +3,13 @@
 Training is the default command, so ``phi3v-train --data D --model M ...`` and
 ``phi3v-train train --data D ...`` are the same. Options are generated from the pydantic settings
 (:class:`~phi3v_train.config.TrainConfig`, :class:`~phi3v_train.config.EvalConfig`): each field is a
-``--kebab-case`` option and a YAML key for ``--config``; the command line wins over the file.
+``--kebab-case`` option and a YAML key for ``--config``; the command line wins over the file, and
+``--OPTION null`` unsets an optional value (as ``--print-config`` writes it).
 """
 
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import types
 import typing
@@ -23,6 +23,8 @@ from pydantic.fields import FieldInfo
 
 from phi3v_data.errors import Phi3vDataError, UsageError
 from phi3v_train.config import EvalConfig, TrainConfig, load_yaml, resolve, to_yaml
+from phi3v_train.quiet import quiet_libraries
+from phi3v_train.run_folder import TrainingInterrupted
 from phi3v_train.validated import InvalidDataError
 
 # Precision is chosen with one switch, as in the cookbook's --bf16.
@@ -33,19 +35,19 @@ _PRECISION_HELP = {
 }
 EXIT_DATA_ERRORS = 1
 EXIT_REFUSED = 2
+# As `phi3v-data convert`'s 3: stopped before the end, what was done is kept, rerun with --resume.
+EXIT_INTERRUPTED = 3
 DEBUG_ENV = "PHI3V_TRAIN_DEBUG"
 # What the [train] extra installs: without them the trainer cannot start, and says how to fix it.
 TRAIN_EXTRA_MODULES = frozenset({"torch", "torchvision", "transformers", "accelerate", "peft", "yaml"})
 EXIT_CODES_EPILOG = f"""Exit status: 0 done; {EXIT_DATA_ERRORS} --validate found errors in the data; {EXIT_REFUSED} refused: bad options,
 data without a matching manifest.json, a --model that cannot be found, an input that cannot be read,
-or an internal error ({DEBUG_ENV}=1 shows its traceback)."""
-
-# bitsandbytes (imported by peft) looks for an optional CPU 4-bit matmul kernel in the `kernels`
-# package as it is imported, and logs a warning when that package is missing. Only QLoRA runs 4-bit
-# matmuls, so for other runs the line is noise. Were `kernels` installed, bitsandbytes would download
-# the kernel from the Hugging Face Hub at that import; HF_HUB_OFFLINE=1 stops it.
-_BITSANDBYTES_CPU_LOGGER = "bitsandbytes.backends.cpu.ops"
-_MISSING_4BIT_KERNEL = "Failed to load CPU gemm_4bit_forward from kernels-community"
+an --output-dir holding another run, or an internal error ({DEBUG_ENV}=1 shows its traceback);
+{EXIT_INTERRUPTED} interrupted (Ctrl-C, SIGTERM): a run that had started training saved a checkpoint, and the
+message gives the command that resumes it."""
+# An optional setting given this value on the command line is unset, overriding the --config file.
+NULL = "null"
+_UNSET = object()
 
 
 class _Refused(click.ClickException):
@@ -60,13 +62,37 @@ class _DataErrors(click.ClickException):
     exit_code = EXIT_DATA_ERRORS
 
 
+class _Interrupted(click.ClickException):
+    """Ctrl-C or SIGTERM stopped the command: exit status 3, with what was saved and how to continue."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
 class _TrainByDefault(click.Group):
     """A group whose first argument, when it names no command, starts the ``train`` command."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+        own_options = {name for parameter in self.get_params(ctx) for name in parameter.opts}  # -h, --version
+        if args and args[0] not in self.commands and args[0] not in own_options:
             args = ["train", *args]
         return super().parse_args(ctx, args)
+
+
+class _Nullable(click.ParamType):
+    """An optional setting's type: ``null`` unsets it, anything else converts as the setting's own type does."""
+
+    def __init__(self, inner: click.ParamType):
+        self.inner = inner
+        self.name = inner.name
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
+        metavar = self.inner.get_metavar(param, ctx) or self.inner.name.upper()
+        return f"{metavar[:-1]}|{NULL}]" if metavar.startswith("[") else f"{metavar}|{NULL}"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == NULL:
+            return _UNSET
+        return self.inner.convert(value, param, ctx)
 
 
 def _settings_options(settings: type[BaseModel], verb: str) -> Callable[[Callable], Callable]:
@@ -100,12 +126,17 @@ def _option(name: str, field: FieldInfo, verb: str) -> Callable[[Callable], Call
     if name == "precision":
         return _precision_switches(verb)
     if name == "resume":
-        return click.option(flag, name, is_flag=False, flag_value="auto", default=None, metavar="[auto|PATH]", **described)
+        return click.option(
+            flag, name, is_flag=False, flag_value="auto", default=None, type=_Nullable(click.STRING),
+            metavar=f"[auto|PATH|{NULL}]", **described,
+        )
     if inner is bool:
         return click.option(f"{flag}/--no-{flag[2:]}", name, default=None, **described)
     if typing.get_origin(inner) is list:
         return click.option(flag, name, multiple=True, type=_click_type(typing.get_args(inner)[0]), **described)
-    return click.option(flag, name, type=_click_type(inner), default=None, **described)
+    optional = inner is not field.annotation  # `X | None`: the command line may unset it
+    click_type = _click_type(inner)
+    return click.option(flag, name, type=_Nullable(click_type) if optional else click_type, default=None, **described)
 
 
 def _default_text(field: FieldInfo, flag: str) -> str | None:
@@ -145,22 +176,22 @@ def _without_none(annotation: Any) -> Any:
     return annotation
 
 
-def _click_type(annotation: Any) -> Any:
+def _click_type(annotation: Any) -> click.ParamType:
     if typing.get_origin(annotation) is typing.Literal:
         return click.Choice(typing.get_args(annotation))
     if annotation is Path:
         return click.Path(path_type=Path)
-    return annotation
+    return click.types.convert_type(annotation)
 
 
 def _settings(settings: type[BaseModel], config_file: Path | None, given: dict[str, Any]):
     given = dict(given)
     given["precision"] = _chosen_precision(given)
-    # click passes None for an option not given, and () for a repeatable one.
+    # click passes None for an option not given, and () for a repeatable one; `null` means None.
     cli_values = {
-        key: list(value) if isinstance(value, tuple) else value
+        key: None if value is _UNSET else list(value) if isinstance(value, tuple) else value
         for key, value in given.items()
-        if value not in (None, ())
+        if value is not None and value != ()
     }
     file_values = load_yaml(config_file) if config_file else {}
     return resolve(settings, file_values, cli_values, source=str(config_file or ""))
@@ -178,6 +209,10 @@ def _run(action: Callable[[], Any]) -> Any:
     """``action()``, its exceptions turned into one sentence and the exit status of the project's convention."""
     try:
         return action()
+    except KeyboardInterrupt:
+        raise _Interrupted("interrupted: nothing was saved") from None
+    except TrainingInterrupted as error:
+        raise _Interrupted(str(error)) from None
     except UsageError as error:
         raise click.UsageError(_user_message(error)) from None
     except InvalidDataError as error:
@@ -196,13 +231,21 @@ def _run(action: Callable[[], Any]) -> Any:
         ) from None
 
 
-def _quiet_missing_4bit_kernel() -> None:
-    logging.getLogger(_BITSANDBYTES_CPU_LOGGER).addFilter(
-        lambda record: not record.getMessage().startswith(_MISSING_4BIT_KERNEL)
-    )
+def _run_quietly(action: Callable[[], Any], quantizing: bool) -> Any:
+    """:func:`_run` with the libraries' noise filtered (:mod:`phi3v_train.quiet`)."""
+
+    def quietly() -> Any:
+        with quiet_libraries(quantizing):
+            return action()
+
+    return _run(quietly)
 
 
-@click.group(cls=_TrainByDefault, invoke_without_command=False, no_args_is_help=True, epilog=EXIT_CODES_EPILOG)
+@click.group(
+    cls=_TrainByDefault, invoke_without_command=False, no_args_is_help=True, epilog=EXIT_CODES_EPILOG,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.version_option(package_name="phi3v-data", prog_name="phi3v-train")
 def main() -> None:
     """Fine-tune Phi-3.5-vision (or Phi-3-vision) on validated phi3v-data datasets, and evaluate it.
 
@@ -222,12 +265,10 @@ def main() -> None:
 def train(config_file: Path | None, print_config: bool, **given: Any) -> None:
     """Fine-tune: full, frozen-vision, lora or qlora."""
     config = _run(lambda: _settings(TrainConfig, config_file, given))
-    if config.mode != "qlora":
-        _quiet_missing_4bit_kernel()
     if print_config:
         _run(lambda: click.echo(_annotated_yaml(config), nl=False))
         return
-    _run(lambda: importlib.import_module("phi3v_train.trainer").run_training(config))
+    _run_quietly(lambda: importlib.import_module("phi3v_train.trainer").run_training(config), config.mode == "qlora")
 
 
 def _annotated_yaml(config: TrainConfig) -> str:
@@ -242,5 +283,4 @@ def _annotated_yaml(config: TrainConfig) -> str:
 def evaluate(config_file: Path | None, **given: Any) -> None:
     """Generate answers with a trained model; report exact match and ANLS, save predictions as JSONL."""
     config = _run(lambda: _settings(EvalConfig, config_file, given))
-    _quiet_missing_4bit_kernel()  # evaluation never quantizes
-    _run(lambda: importlib.import_module("phi3v_train.evaluate").run_evaluation(config))
+    _run_quietly(lambda: importlib.import_module("phi3v_train.evaluate").run_evaluation(config), quantizing=False)

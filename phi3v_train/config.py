@@ -4,6 +4,10 @@ Every field is a ``phi3v-train`` option (``num_crops`` is ``--num-crops``) and a
 spelling). Defaults are the Phi-3 cookbook's (``finetune_hf_trainer_*.py``): LoRA rank 64 with alpha
 twice the rank and no dropout, learning rate 4e-5, weight decay 0.01, 50 warm-up steps, a global batch
 of 16 reached with micro-batches of 1 and gradient accumulation.
+
+The command line wins over the file, also where the two would contradict each other: a command-line
+value for one of two exclusive settings (``--max-steps`` against the file's ``epochs``) clears the file's
+other, and ``--OPTION null`` unsets an optional value the file sets.
 """
 
 from __future__ import annotations
@@ -24,6 +28,12 @@ Precision = Literal["bf16", "fp16", "fp32"]
 
 ADAPTER_MODES = ("lora", "qlora")
 MAX_DEFAULT_LOADER_WORKERS = 4
+DEFAULT_WARMUP_STEPS = 50
+# The cookbook's 50 warm-up steps are most of a short run: a warm-up left to the default takes at most
+# this share of the run, and one as long as the run (it would never reach the learning rate) is cut to it.
+MAX_WARMUP_SHARE = 0.1
+# Pairs of settings of which one may be given: a command-line value for one clears the file's other.
+EXCLUSIVE_SETTINGS = (("max_steps", "epochs"), ("resume", "overwrite"), ("predictions", "output_dir"))
 
 
 class _Settings(BaseModel):
@@ -88,8 +98,9 @@ class TrainConfig(ModelSettings):
     """The peak learning rate of AdamW (betas 0.9/0.95, eps 1e-7)."""
     weight_decay: float = Field(default=0.01, ge=0)
     """AdamW weight decay."""
-    warmup_steps: int = Field(default=50, ge=0)
-    """Steps of linear learning-rate warm-up before the linear decay."""
+    warmup_steps: int | None = Field(default=None, ge=0)
+    """Steps of linear learning-rate warm-up before the linear decay (default: 50, the cookbook's, but at most
+    10% of the run); a warm-up as long as the run is cut to 10% of it."""
     max_grad_norm: float = Field(default=1.0, gt=0)
     """Gradients are clipped to this norm."""
     lora_rank: int = Field(default=64, ge=1)
@@ -109,7 +120,10 @@ class TrainConfig(ModelSettings):
     save_total_limit: int | None = Field(default=None, ge=1)
     """Keep only the newest N checkpoints."""
     resume: str | None = None
-    """Continue from a checkpoint: auto (the newest in --output-dir) or its PATH."""
+    """Continue from a checkpoint: auto (the newest in --output-dir) or its PATH; its run's settings and data
+    must be this run's."""
+    overwrite: bool = False
+    """Replace an earlier phi3v-train run in --output-dir (removes only what a run writes there)."""
     eval_steps: int | None = Field(default=None, ge=1)
     """Report the --eval-data loss every N steps (it is always reported at the end)."""
     logging_steps: int = Field(default=10, ge=1)
@@ -146,6 +160,8 @@ class TrainConfig(ModelSettings):
     def _coherent(self) -> TrainConfig:
         if self.max_steps is not None and self.epochs is not None:
             raise ValueError("give --max-steps or --epochs, not both")
+        if self.resume is not None and self.overwrite:
+            raise ValueError("--resume continues the run in --output-dir and --overwrite replaces it: give one")
         if self.freeze_vision and self.mode not in ADAPTER_MODES:
             raise ValueError(
                 f"--freeze-vision applies to the LoRA modes; for a full fine-tune with a frozen vision tower "
@@ -165,12 +181,28 @@ class TrainConfig(ModelSettings):
     def train_epochs(self) -> float:
         return self.epochs if self.epochs is not None else 1.0
 
+    def warmup_for(self, total_steps: int) -> tuple[int, str | None]:
+        """The warm-up steps of a run of ``total_steps`` optimizer steps, and a note when they are not the ones
+        asked for."""
+        longest = int(total_steps * MAX_WARMUP_SHARE)
+        share = f"{MAX_WARMUP_SHARE:.0%} of the run's {total_steps} optimizer step(s)"
+        if self.warmup_steps is None:
+            if DEFAULT_WARMUP_STEPS <= longest:
+                return DEFAULT_WARMUP_STEPS, None
+            return longest, f"warm-up: {longest} step(s), {share} (the default {DEFAULT_WARMUP_STEPS} would outlast it)"
+        if self.warmup_steps < total_steps:
+            return self.warmup_steps, None
+        return longest, (
+            f"--warmup-steps {self.warmup_steps} would last the whole run: warming up for {longest} step(s), {share}"
+        )
+
 
 class EvalConfig(ModelSettings):
     """Everything ``phi3v-train eval`` needs to score a trained model's answers."""
 
     model: Path
-    """The --output-dir of a training run (full model or adapter, with its processor)."""
+    """A training run's --output-dir (full model or adapter, with its processor), or another model's folder or
+    Hugging Face id."""
     data: Path
     """A dataset folder (validated) to generate answers for."""
     split: str | None = None
@@ -181,10 +213,19 @@ class EvalConfig(ModelSettings):
     """Stop each generated answer after this many tokens."""
     batch_size: int = Field(default=8, ge=1)
     """Records generated together per process (left-padded, with the KV cache)."""
+    output_dir: Path | None = None
+    """The folder predictions_<split>.jsonl goes to (default: --model's folder when phi3v-train trained it,
+    else MODEL-eval beside it, or ./NAME-eval for a Hugging Face model id)."""
     predictions: Path | None = None
-    """Where to write one JSON line per record (default: MODEL/predictions_<split>.jsonl)."""
+    """The predictions file itself, one JSON line per record (instead of --output-dir)."""
     limit: int | None = Field(default=None, ge=1)
     """Evaluate only the first N records."""
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> EvalConfig:
+        if self.output_dir is not None and self.predictions is not None:
+            raise ValueError("--predictions names the file and --output-dir its folder: give one")
+        return self
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -203,11 +244,44 @@ def load_yaml(path: Path) -> dict[str, Any]:
 
 
 def resolve(settings: type[_Settings], file_values: dict[str, Any], cli_values: dict[str, Any], source: str = ""):
-    """The settings from a config file overridden by the command line, or a UsageError saying what is wrong."""
+    """The settings from a config file overridden by the command line, or a UsageError saying what is wrong.
+
+    A command-line value of None unsets the setting (``--epochs null``).
+    """
+    file_values = _by_field_name(settings, file_values)
+    overridden = set(cli_values) | overridden_by_command_line(settings, cli_values)
+    kept = {key: value for key, value in file_values.items() if key not in overridden}
+    given = {key: value for key, value in cli_values.items() if value is not None}
     try:
-        return settings.model_validate(file_values | cli_values)
+        return settings.model_validate(kept | given)
     except ValidationError as error:
         raise UsageError(describe_errors(error, source)) from None
+
+
+def overridden_by_command_line(settings: type[_Settings], cli_values: dict[str, Any]) -> set[str]:
+    """The file's settings that command-line values override besides their own: the other of an exclusive
+    pair, and settings that only apply with an option the command line switches off."""
+    given = {key for key, value in cli_values.items() if value is not None and value is not False}
+    cleared = {
+        other
+        for pair in EXCLUSIVE_SETTINGS
+        if set(pair) <= settings.model_fields.keys()
+        for key, other in (pair, pair[::-1])
+        if key in given
+    }
+    if cli_values.get("packing") is False:
+        cleared.add("max_tokens_per_batch")
+    if cli_values.get("group_by_length") is False:
+        cleared.add("lengths")
+    if "mode" in given and cli_values["mode"] not in ADAPTER_MODES:
+        cleared.add("freeze_vision")
+    return cleared
+
+
+def _by_field_name(settings: type[_Settings], values: dict[str, Any]) -> dict[str, Any]:
+    # A file may spell a setting by its alias (`validate`); the command line passes the field's name.
+    names = {field.alias: name for name, field in settings.model_fields.items() if field.alias}
+    return {names.get(key, key): value for key, value in values.items()}
 
 
 def describe_errors(error: ValidationError, source: str = "") -> str:

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import torch
 from PIL import Image
 
+from phi3v_data import hd_crop
 from phi3v_data.errors import Phi3vDataError, UsageError
 from phi3v_data.format import Record
 from phi3v_data.hd_crop import image_token_count
@@ -109,8 +110,9 @@ def train_records(config: TrainConfig, manifest_of: Callable[[Path], Manifest]) 
 
 
 def default_num_crops(records: Sequence[DatasetRecord]) -> int:
-    """The cookbook's choice: 4 crops when records carry several images (video frames), else 16."""
-    return 4 if any(len(entry.record.images) > 1 for entry in records) else 16
+    """The core's rule, which ``phi3v-data validate`` counts with too: 4 crops when records carry several
+    images (video frames), else 16."""
+    return hd_crop.default_num_crops(len(entry.record.images) for entry in records)
 
 
 def record_length(entry: DatasetRecord, builder: PromptBuilder, num_crops: int) -> int:

@@ -6,6 +6,11 @@ answers, and the token ids come from the same prompt builder. Decoding is greedy
 (left-padded). References are ``meta.answers`` when the record has them (DocVQA
 keeps every annotator's answer there; for a record grouped by page, its last question's), else the last
 assistant text. Records are shared among processes when launched with several.
+
+Predictions go to ``--output-dir`` (or the file ``--predictions``). By default that is the model's own
+folder only when phi3v-train trained it (it holds ``phi3v_train.yaml``); a model you did not train is
+never written into: its predictions go to ``MODEL-eval`` beside its folder, or ``./NAME-eval`` for a
+Hugging Face model id.
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ from phi3v_train.model import (
     load_processor,
     load_trained,
 )
+from phi3v_train.model_files import model_files_dir, require_model_weights
+from phi3v_train.progress import RecordProgress, terminal
+from phi3v_train.run_folder import is_run_folder
 
 Echo = Callable[[str], None]
 
@@ -103,17 +111,37 @@ def greedy_answers(
     return answers
 
 
+def predictions_folder(config: EvalConfig) -> Path:
+    """Where predictions go: --output-dir, else the model's folder if phi3v-train trained it, else beside it."""
+    if config.output_dir is not None:
+        return config.output_dir
+    if not config.model.is_dir():
+        return Path(f"{config.model.name}-eval")  # a Hub id: its last part, in the current folder
+    if is_run_folder(config.model):
+        return config.model
+    folder = config.model.resolve()  # "." has no name of its own
+    return folder.parent / f"{folder.name}-eval"
+
+
+def _check_model_files(config: EvalConfig, base_model: str | None) -> None:
+    if base_model is None:
+        require_model_weights(config.model)
+    else:
+        require_model_weights(base_model, option="the adapter's base model")
+
+
 def run_evaluation(config: EvalConfig, echo: Echo | None = None) -> EvalReport | None:
     """Score a trained model on a split; returns the report on the main process (None on the others)."""
     hardware = Hardware.detect()
     state = PartialState(cpu=not hardware.cuda)
     echo = echo or (lambda message: print(message, flush=True) if state.is_main_process else None)
     base_model = adapter_base_model(config.model, config.base_model) if is_adapter_dir(config.model) else None
+    _check_model_files(config, base_model)
     numerics = resolve_numerics(config.attn, config.precision, hardware)
     for note in numerics.notes:
         echo(note)
 
-    builder = PromptBuilder.from_model_dir(config.model)
+    builder = PromptBuilder.from_model_dir(model_files_dir(str(config.model)))
     processor = load_processor(config.model)
     manifest = open_dataset(config.data, config.validate_data)
     split, records = split_records(config.data, manifest, config.split, "--split")
@@ -127,17 +155,20 @@ def run_evaluation(config: EvalConfig, echo: Echo | None = None) -> EvalReport |
     stop_ids = {builder.tokenizer.token_to_id(token) for token in (ANSWER_END.strip(), SEQUENCE_END)}
     dataset = RecordDataset(records)
     mine = list(range(state.process_index, len(dataset), state.num_processes))
+    progress = RecordProgress(len(mine), echo, terminal() if state.is_main_process else None)
     local = []
     for start in range(0, len(mine), config.batch_size):
         indices = mine[start : start + config.batch_size]
         examples = [dataset[index] for index in indices]
         predictions = _predict(model, collator, examples, stop_ids, config.max_new_tokens, state.device, numerics)
         local += zip(indices, predictions)
+        progress.advance(len(indices))
+    progress.close()
     predictions = [prediction for _, prediction in sorted(gather_object(local), key=lambda pair: pair[0])]
     if not state.is_main_process:
         return None
 
-    output = config.predictions or config.model / f"predictions_{split}.jsonl"
+    output = config.predictions or predictions_folder(config) / f"predictions_{split}.jsonl"
     atomic_write_bytes(output, b"".join(orjson.dumps(asdict(prediction)) + b"\n" for prediction in predictions))
     report = EvalReport(
         split,

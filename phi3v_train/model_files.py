@@ -16,6 +16,10 @@ from phi3v_data.errors import ModelFilesError
 
 # What PromptBuilder.from_model_dir reads: the tokenizer, and the chat template in the tokenizer's config.
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+# The files a model's weights are saved in (sharded or not), as from_pretrained looks for them; an
+# adapter's adapter_model.safetensors is not one.
+WEIGHT_FILES = ("model*.safetensors", "pytorch_model*.bin")
+ADAPTER_CONFIG = "adapter_config.json"
 
 
 def model_files_dir(model: str) -> Path:
@@ -53,3 +57,31 @@ def _hub_failure(model: str, action: str, error: OSError) -> str:
             f"already be in the local cache ({reason})"
         )
     return f"--model {model} is not a local folder, and the Hugging Face Hub did not provide it ({reason})"
+
+
+def require_model_weights(model: str | Path, option: str = "--model") -> None:
+    """Refuse a local folder without weights (a tokenizer-only folder, an adapter) in one sentence, before
+    anything slow; a Hub id is checked when it loads."""
+    folder = Path(model)
+    if not folder.is_dir() or any(any(folder.glob(pattern)) for pattern in WEIGHT_FILES):
+        return
+    if (folder / ADAPTER_CONFIG).is_file():
+        raise ModelFilesError(
+            f"{option} {model} is a LoRA adapter, not a model: train on its base model (the "
+            f"base_model_name_or_path in its {ADAPTER_CONFIG}), or evaluate it with `phi3v-train eval --model {model}`"
+        )
+    raise ModelFilesError(
+        f"{option} {model} has no model weights (no model*.safetensors file): it holds only "
+        f"{_holds(folder)}; pass a model's folder with its weights, or a Hugging Face id such as "
+        "microsoft/Phi-3.5-vision-instruct"
+    )
+
+
+def _holds(folder: Path) -> str:
+    has_tokenizer = all((folder / name).is_file() for name in TOKENIZER_FILES)
+    has_config = (folder / "config.json").is_file()
+    if has_tokenizer and has_config:
+        return "the configuration and the tokenizer"
+    if has_tokenizer:
+        return "a tokenizer"
+    return "a configuration" if has_config else "other files"

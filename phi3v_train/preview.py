@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from phi3v_data.errors import Phi3vDataError
 from phi3v_data.manifest import require_validated
-from phi3v_train.config import TrainConfig
+from phi3v_train.config import DEFAULT_WARMUP_STEPS, MAX_WARMUP_SHARE, TrainConfig
 from phi3v_train.data import default_num_crops, train_records
 from phi3v_train.hardware import Hardware, HardwareError, resolve_numerics
 
@@ -21,7 +21,15 @@ def unset_settings_notes(config: TrainConfig, hardware: Hardware) -> dict[str, s
         notes["epochs"] = f"unused: --max-steps {config.max_steps} sets the length" if config.max_steps else "1"
     if config.num_crops is None:
         notes["num_crops"] = _num_crops_note(config)
+    if config.warmup_steps is None:
+        notes["warmup_steps"] = _warmup_note(config)
     return notes | _numerics_notes(config, hardware)
+
+
+def _warmup_note(config: TrainConfig) -> str:
+    if config.max_steps is None:  # the run's length in steps is known once the data is
+        return f"{DEFAULT_WARMUP_STEPS}, or {MAX_WARMUP_SHARE:.0%} of the run if that is less"
+    return str(config.warmup_for(config.max_steps)[0])
 
 
 def _num_crops_note(config: TrainConfig) -> str:

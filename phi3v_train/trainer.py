@@ -5,10 +5,15 @@ Cookbook settings kept: AdamW (betas 0.9/0.95, eps 1e-7), linear schedule with w
 fine-tunes, ``--batch-size`` reached with per-device micro-batches and gradient accumulation. Unlike
 the cookbook, checkpoints keep the optimizer, scheduler, RNG and data position so ``--resume``
 continues the same run, and logs go to stdout (other reporters are opt-in).
+
+A run cannot go quietly wrong: it refuses an output folder holding another run (see
+:mod:`phi3v_train.run_folder`), keeps the warm-up shorter than the run, and on Ctrl-C or SIGTERM saves a
+checkpoint and says how to resume (see :mod:`phi3v_train.stopping`).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import resource
 import sys
@@ -19,12 +24,11 @@ from typing import Any
 
 import torch
 from transformers import PrinterCallback, TrainerCallback, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
-from phi3v_data.errors import FileNotFoundPhi3vDataError, UsageError
+from phi3v_data.errors import UsageError
 from phi3v_data.manifest import Manifest
 from phi3v_data.prompt import PromptBuilder
-from phi3v_train.config import TrainConfig, to_yaml
+from phi3v_train.config import TrainConfig
 from phi3v_train.data import (
     DatasetRecord,
     Phi3VCollator,
@@ -44,10 +48,22 @@ from phi3v_train.model import (
     parameter_counts,
     prepare_for_mode,
 )
-from phi3v_train.model_files import model_files_dir
-from phi3v_train.validated import open_dataset
+from phi3v_train.model_files import model_files_dir, require_model_weights
+from phi3v_train.progress import TrainingProgress, terminal
+from phi3v_train.run_folder import (
+    TrainingInterrupted,
+    check_output_dir,
+    checkpoint_to_resume,
+    copy_run_record,
+    data_fingerprint,
+    interruption_message,
+    refuse_another_run,
+    remove_earlier_run,
+    write_run_record,
+)
+from phi3v_train.stopping import StopOnSignal, WorkersLeaveSigtermToTraining
+from phi3v_train.validated import manifest_notes, open_dataset
 
-RUN_CONFIG_NAME = "phi3v_train.yaml"
 Echo = Callable[[str], None]
 
 
@@ -75,6 +91,8 @@ class PreparedData:
     num_crops: int
     skipped: int
     notes: list[str]
+    fingerprint: list[dict[str, Any]]
+    """Each training file's name, record count and sha256 (what --resume compares)."""
 
 
 def world_size() -> int:
@@ -129,7 +147,7 @@ def prepare_data(config: TrainConfig, builder: PromptBuilder) -> PreparedData:
         manifest = manifest_of(config.eval_data)
         _, evaluation = split_records(config.eval_data, manifest, config.eval_split, "--eval-split")
     num_crops = config.num_crops or default_num_crops(train)
-    notes = []
+    notes = manifest_notes(config, manifest_of, num_crops)
     kept, skipped = drop_too_long(train, builder, num_crops, config.max_length)
     if skipped:
         notes.append(f"skipped {skipped} of {len(train)} training records longer than --max-length {config.max_length}")
@@ -140,7 +158,8 @@ def prepare_data(config: TrainConfig, builder: PromptBuilder) -> PreparedData:
         kept_eval, skipped_eval = drop_too_long(evaluation, builder, num_crops, config.max_length)
         if skipped_eval:
             notes.append(f"skipped {skipped_eval} of {len(evaluation)} evaluation records too long")
-    return PreparedData(kept, kept_eval, num_crops, skipped, notes)
+    fingerprint = data_fingerprint([(folder, manifest_of(folder)) for folder in config.data], config.train_split)
+    return PreparedData(kept, kept_eval, num_crops, skipped, notes, fingerprint)
 
 
 def training_arguments(
@@ -150,6 +169,7 @@ def training_arguments(
     accumulation: int,
     find_unused: bool,
     deepspeed: dict[str, Any] | str | None,
+    warmup_steps: int,
 ):
     """The Trainer's arguments: the cookbook's optimizer and schedule, plus checkpoints that resume."""
     evaluating = config.eval_data is not None and config.eval_steps is not None
@@ -170,7 +190,7 @@ def training_arguments(
         weight_decay=config.weight_decay,
         max_grad_norm=config.max_grad_norm,
         lr_scheduler_type="linear",
-        warmup_steps=config.warmup_steps,
+        warmup_steps=warmup_steps,
         logging_steps=config.logging_steps,
         eval_strategy="steps" if evaluating else "no",
         eval_steps=config.eval_steps if evaluating else None,
@@ -193,17 +213,13 @@ def training_arguments(
     )
 
 
-def resume_checkpoint(config: TrainConfig, echo: Echo) -> str | None:
-    """The checkpoint --resume names: ``auto`` finds the newest in the output folder."""
-    if config.resume is None:
-        return None
-    if config.resume != "auto":
-        if not Path(config.resume).is_dir():
-            raise FileNotFoundPhi3vDataError(f"--resume {config.resume}: no such checkpoint folder")
-        return config.resume
-    last = get_last_checkpoint(str(config.output_dir)) if config.output_dir.is_dir() else None
-    echo(f"resuming from {last}" if last else f"no checkpoint in {config.output_dir} yet: starting from the beginning")
-    return last
+def optimizer_steps(config: TrainConfig, records: int, processes: int, accumulation: int) -> int:
+    """The run's optimizer steps, counted as the Trainer counts them: --max-steps, else epochs x steps per epoch."""
+    if config.max_steps is not None:
+        return config.max_steps
+    batches_per_process = math.ceil(math.ceil(records / config.micro_batch_size) / processes)
+    steps_per_epoch = max(math.ceil(batches_per_process / accumulation), 1)
+    return math.ceil(config.train_epochs * steps_per_epoch)
 
 
 def peak_memory_bytes(hardware: Hardware) -> int:
@@ -215,18 +231,45 @@ def peak_memory_bytes(hardware: Hardware) -> int:
 
 
 def run_training(config: TrainConfig, echo: Echo | None = None) -> TrainResult:
-    """Train as ``config`` says and save the model (or adapter) and its processor to ``output_dir``."""
+    """Train as ``config`` says and save the model (or adapter) and its processor to ``output_dir``.
+
+    Raises :class:`TrainingInterrupted` when Ctrl-C or SIGTERM stopped the run (after saving a checkpoint
+    when training had started).
+    """
     echo = echo or _print_on_main_process
+    stop = StopOnSignal(echo)
+    try:
+        with stop.installed():
+            return _train(config, echo, stop)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(interruption_message(stop.signal_name, config.output_dir)) from None
+    except TrainingInterrupted:
+        raise
+    except Exception:
+        # A SIGTERM sent to the whole process group also stops the data-loader workers, and the step then
+        # fails for want of a batch: the run was still stopped on purpose, from its newest checkpoint.
+        if stop.requested:
+            raise TrainingInterrupted(interruption_message(stop.signal_name, config.output_dir)) from None
+        raise
+
+
+def _train(config: TrainConfig, echo: Echo, stop: StopOnSignal) -> TrainResult:
+    if is_main_process():
+        check_output_dir(config)  # before anything is read or written
+    require_model_weights(config.model)
     builder = PromptBuilder.from_model_dir(model_files_dir(config.model))
     data = prepare_data(config, builder)  # refuses unvalidated data before anything slow
+    accumulation = gradient_accumulation_steps(config.batch_size, config.micro_batch_size, world_size())
+    total_steps = optimizer_steps(config, len(data.train), world_size(), accumulation)
+    checkpoint = _checkpoint_to_continue(config, data, total_steps, echo)
+    warmup, warmup_note = config.warmup_for(total_steps)
     hardware = Hardware.detect()
     numerics = resolve_numerics(config.attn, config.precision, hardware)
-    for note in numerics.notes + data.notes:
+    for note in [*numerics.notes, *data.notes, *([warmup_note] if warmup_note else [])]:
         echo(note)
     processor = load_processor(config.model, data.num_crops)
     if processor.image_processor.num_crops != data.num_crops:
         raise UsageError(f"the processor of {config.model} ignored num_crops={data.num_crops}")
-    accumulation = gradient_accumulation_steps(config.batch_size, config.micro_batch_size, world_size())
     deepspeed = deepspeed_config(config.deepspeed, not config.uses_adapter)
     if deepspeed is not None:
         os.environ.update(single_process_environment())
@@ -246,29 +289,32 @@ def run_training(config: TrainConfig, echo: Echo | None = None) -> TrainResult:
         f"{len(data.train)} training records, batch {config.batch_size} = {config.micro_batch_size} x "
         f"{world_size()} process(es) x {accumulation} accumulation step(s)"
     )
+    if is_main_process():
+        _start_run_record(config, data.fingerprint, echo)
 
     has_text_only = any(not entry.record.images for entry in data.train)
-    arguments = training_arguments(
-        config, numerics, hardware, accumulation, needs_unused_parameter_search(config, has_text_only), deepspeed
-    )
+    find_unused = needs_unused_parameter_search(config, has_text_only)
+    arguments = training_arguments(config, numerics, hardware, accumulation, find_unused, deepspeed, warmup)
     lengths = record_lengths(config, data.train, builder, data.num_crops)
     trainer = Phi3VTrainer(
         model=model,
         args=arguments,
         record_lengths=lengths if config.group_by_length else None,
-        data_collator=training_collator(config, Phi3VCollator.for_processor(builder, processor)),
+        data_collator=WorkersLeaveSigtermToTraining(
+            training_collator(config, Phi3VCollator.for_processor(builder, processor))
+        ),
         train_dataset=RecordDataset(data.train),
         eval_dataset=RecordDataset(data.eval) if data.eval else None,
         processing_class=processor,
     )
-    trainer.remove_callback(PrinterCallback)
-    trainer.add_callback(StdoutLogger(echo))
-    trainer.train(resume_from_checkpoint=resume_checkpoint(config, echo))
+    _report_record_and_stop(trainer, config, echo, stop)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    if stop.stopped_after is not None:
+        stopped = interruption_message(stop.signal_name, config.output_dir, stop.stopped_after, total_steps)
+        raise TrainingInterrupted(stopped)
     if data.eval:
         trainer.evaluate()
     trainer.save_model(str(config.output_dir))
-    if trainer.is_world_process_zero():
-        (config.output_dir / RUN_CONFIG_NAME).write_text(to_yaml(config), encoding="utf-8")
     peak = peak_memory_bytes(hardware)
     echo(f"saved to {config.output_dir}; peak {'GPU' if hardware.cuda else 'resident'} memory {peak / 2**30:.2f} GiB")
     return TrainResult(
@@ -281,6 +327,32 @@ def run_training(config: TrainConfig, echo: Echo | None = None) -> TrainResult:
         peak,
         data.num_crops,
     )
+
+
+def _checkpoint_to_continue(config: TrainConfig, data: PreparedData, total_steps: int, echo: Echo) -> Path | None:
+    """--resume's checkpoint once it is known to continue this very run (None: start from the beginning)."""
+    checkpoint = checkpoint_to_resume(config, echo)
+    if checkpoint is not None:
+        refuse_another_run(checkpoint, config, data.fingerprint, total_steps)
+        echo(f"resuming from {checkpoint}")
+    return checkpoint
+
+
+def _report_record_and_stop(trainer: Phi3VTrainer, config: TrainConfig, echo: Echo, stop: StopOnSignal) -> None:
+    """The callbacks: progress instead of transformers' printer, the run record in checkpoints, stopping on signals."""
+    trainer.remove_callback(PrinterCallback)
+    progress = TrainingProgress(echo, terminal() if is_main_process() else None)
+    for callback in (progress, RunRecordInCheckpoints(config.output_dir), stop):
+        trainer.add_callback(callback)
+
+
+def _start_run_record(config: TrainConfig, fingerprint: list[dict[str, Any]], echo: Echo) -> None:
+    """--overwrite's removal of the earlier run, then this run's settings and data, before its first step."""
+    if config.overwrite:
+        removed = remove_earlier_run(config.output_dir)
+        if removed:
+            echo(f"--overwrite: removed the earlier run's {len(removed)} files and folders from {config.output_dir}")
+    write_run_record(config.output_dir, config, fingerprint)
 
 
 def _deepspeed_name(deepspeed: dict[str, Any] | str | None) -> str:
@@ -301,17 +373,12 @@ def _print_on_main_process(message: str) -> None:
         print(message, flush=True)
 
 
-class StdoutLogger(TrainerCallback):
-    """One line per log event on the main process: step, loss, learning rate, gradient norm, evaluation loss."""
+class RunRecordInCheckpoints(TrainerCallback):
+    """Copies the run's settings and data fingerprint into each checkpoint once it is saved completely."""
 
-    def __init__(self, echo: Echo):
-        self.echo = echo
+    def __init__(self, output_dir: Path):
+        self.output_dir = output_dir
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if state.is_world_process_zero and logs:
-            values = " | ".join(f"{key} {_format(value)}" for key, value in logs.items())
-            self.echo(f"step {state.global_step}/{state.max_steps} | {values}")
-
-
-def _format(value: Any) -> str:
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            copy_run_record(self.output_dir, self.output_dir / f"checkpoint-{state.global_step}")

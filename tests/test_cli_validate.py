@@ -127,3 +127,33 @@ def test_the_installed_command_runs_in_a_fresh_process(tmp_path: Path) -> None:
     assert result.stdout.splitlines()[0] == f"{data / 'train.jsonl'}:2: line-invalid-json Expecting value at column 1"
     missing = subprocess.run([*command[:-1], str(tmp_path / "nope")], capture_output=True, text=True)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr and "does not exist" in missing.stderr
+
+
+def test_write_manifest_lists_the_images_and_the_num_crops_its_lengths_were_counted_at(tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "d"
+    (folder / "images").mkdir(parents=True)
+    Image.new("RGB", (320, 240)).save(folder / "images" / "page.png")
+    line = '{"id": "a", "source": "cli", "conversations": [{"images": ["page.png"], "user": "Hi", "assistant": "Yo"}]}'
+    dataset(folder, line, GOOD % "b", name="d_train.jsonl")
+    result = invoke(folder, "--model", MODEL_DIR, "--write-manifest", "--workers", "1")
+    assert result.exit_code == 0, result.output
+    assert "tokens per record (2 records) at num_crops 16 (the default: no record holds several images)" in result.output
+    manifest = require_validated(folder)
+    assert manifest.lengths_num_crops == 16 and manifest.validation["options"]["num_crops_given"] is False
+    assert manifest.images is not None and list(manifest.images) == ["page.png"]
+    assert manifest.images["page.png"].size == (folder / "images" / "page.png").stat().st_size
+
+    result = invoke(folder, "--model", MODEL_DIR, "--num-crops", "4", "--write-manifest", "--format", "json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["options"]["num_crops"] == 4
+    assert require_validated(folder).lengths_num_crops == 4
+
+
+def test_write_manifest_refuses_an_images_root_the_trainer_would_not_read(tmp_path: Path) -> None:
+    folder = dataset(tmp_path / "d", GOOD % "a")
+    (tmp_path / "elsewhere").mkdir()
+    result = invoke(folder, "--images-root", tmp_path / "elsewhere", "--write-manifest")
+    assert result.exit_code == 2 and "where the trainer reads the images: drop --images-root" in result.output
+    assert "Traceback" not in result.output and not (folder / "manifest.json").exists()
+    assert invoke(folder, "--images-root", folder / "images", "--write-manifest").exit_code == 0

@@ -17,7 +17,7 @@ import click
 
 from phi3v_data.atomic import atomic_write_text
 from phi3v_data.errors import Phi3vDataError, UsageError
-from phi3v_data.hd_crop import DEFAULT_NUM_CROPS, MAX_NUM_CROPS
+from phi3v_data.hd_crop import MAX_NUM_CROPS
 from phi3v_data.images import DEFAULT_MAX_PIXELS
 from phi3v_data.reporters import REPORTER_BY_NAME
 from phi3v_data.validation import IMAGES_MODES, ValidationReport
@@ -38,7 +38,7 @@ class ValidateArgs:
     output: Path | None
     strict: bool
     model: Path | None
-    num_crops: int
+    num_crops: int | None
     max_length: int | None
     lengths: Path | None
     workers: int | None
@@ -86,9 +86,8 @@ class ValidateArgs:
 @click.option(
     "--num-crops",
     type=click.IntRange(1, MAX_NUM_CROPS),
-    default=DEFAULT_NUM_CROPS,
-    show_default=True,
-    help="The processor's num_crops: how many 336-pixel crops an image may be cut into.",
+    help="The processor's num_crops: how many 336-pixel crops an image may be cut into.  [default: as "
+    "phi3v-train chooses it, 4 when any record holds several images (video frames), else 16]",
 )
 @click.option("--max-length", type=click.IntRange(min=1), help="Flag records longer than this (needs --model).")
 @click.option(
@@ -155,9 +154,15 @@ def _run(args: ValidateArgs) -> ValidationReport:
 
 def _check_manifest_arguments(args: ValidateArgs) -> None:
     from phi3v_data.manifest import CERTIFYING_IMAGE_MODES  # pydantic: only for --write-manifest
+    from phi3v_data.paths import IMAGES_DIR
 
     if not (len(args.paths) == 1 and args.paths[0].is_dir()):
         raise UsageError("--write-manifest needs exactly one PATH, the dataset folder")
+    images = args.paths[0] / IMAGES_DIR
+    if args.images_root is not None and args.images_root.resolve() != images.resolve():
+        raise UsageError(
+            f"--write-manifest certifies {images}, where the trainer reads the images: drop --images-root"
+        )
     if args.images not in CERTIFYING_IMAGE_MODES:
         raise UsageError(
             "--write-manifest certifies the images too: run it with --images header (the default) or decode, "

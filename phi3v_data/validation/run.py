@@ -17,8 +17,9 @@ from typing import Any, Literal
 from phi3v_data.atomic import atomic_stream
 from phi3v_data.cores import available_cores
 from phi3v_data.errors import UnreadableInputError, UsageError
-from phi3v_data.hd_crop import DEFAULT_NUM_CROPS, MAX_NUM_CROPS
+from phi3v_data.hd_crop import MAX_NUM_CROPS, default_num_crops
 from phi3v_data.images import DEFAULT_MAX_PIXELS
+from phi3v_data.jsonl import iter_line_images
 from phi3v_data.validation.chunks import ChunkTask, chunk_ranges
 from phi3v_data.validation.image_checks import IMAGES_MODES, ImagesMode
 from phi3v_data.validation.inputs import Dataset, discover
@@ -41,7 +42,7 @@ def validate(
     images: ImagesMode = "header",
     max_pixels: int = DEFAULT_MAX_PIXELS,
     model_dir: str | os.PathLike[str] | None = None,
-    num_crops: int = DEFAULT_NUM_CROPS,
+    num_crops: int | None = None,
     max_length: int | None = None,
     lengths_file: str | os.PathLike[str] | None = None,
     workers: int | None = None,
@@ -51,7 +52,10 @@ def validate(
 
     ``images`` is how far image files are checked (``decode``, ``header``, ``exists``, ``none``).
     With ``model_dir`` every record's exact token count is computed, which needs each image's size:
-    ``none`` and ``exists`` then read headers like ``header`` does. ``workers`` defaults to every
+    ``none`` and ``exists`` then read headers like ``header`` does. Tokens are counted at ``num_crops``;
+    when it is None, at the core's rule (:func:`~phi3v_data.hd_crop.default_num_crops`, the trainer's
+    default too) over every line of the inputs, learned by a quick first pass that stops at the first
+    record with several images. ``workers`` defaults to every
     available core. Raises :class:`~phi3v_data.errors.Phi3vDataError` subclasses for unusable
     arguments: a missing path, a folder without JSONL files, a model folder without tokenizer files.
     """
@@ -64,6 +68,11 @@ def validate(
         from phi3v_data.prompt import PromptBuilder
 
         prompt_builder = PromptBuilder.from_model_dir(Path(model_dir))  # fail here, before any work
+    # With a model, images is at least "header" by now: every record has image headers to read.
+    tasks = _plan(datasets, _IMAGE_CHUNK_BYTES if images != "none" else _LINE_CHUNK_BYTES)
+    given_num_crops = num_crops is not None
+    if num_crops is None and images in ("header", "decode"):  # tokens are counted: choose by the rule
+        num_crops = _default_num_crops(datasets)
     options = CheckOptions(
         images=images,
         max_pixels=max_pixels,
@@ -72,8 +81,6 @@ def validate(
         max_length=max_length,
         keep_lengths=lengths_file is not None,
     )
-    # With a model, images is at least "header" by now: every record has image headers to read.
-    tasks = _plan(datasets, _IMAGE_CHUNK_BYTES if images != "none" else _LINE_CHUNK_BYTES)
     total_bytes = sum(task.end - task.start for task in tasks)
     with ExitStack() as stack:
         lengths = stack.enter_context(atomic_stream(lengths_file)) if lengths_file is not None else None
@@ -90,7 +97,7 @@ def validate(
     return ValidationReport(
         problems=tuple(problems),
         files=tuple(files),
-        options=_options_summary(options, images_root, lengths_file),
+        options=_options_summary(options, images_root, lengths_file, given_num_crops),
         image_references=merger.image_references,
         tokens=TokenStats.from_counts(kind, counted),
     )
@@ -100,7 +107,7 @@ def _check_arguments(
     images: str,
     max_pixels: int,
     model_dir: object,
-    num_crops: int,
+    num_crops: int | None,
     max_length: int | None,
     lengths_file: object,
     workers: int | None,
@@ -109,7 +116,7 @@ def _check_arguments(
         raise UsageError(f"images must be one of {', '.join(IMAGES_MODES)}, not {images!r}")
     if max_pixels < 1:
         raise UsageError(f"the pixel limit must be positive, not {max_pixels}")
-    if not 1 <= num_crops <= MAX_NUM_CROPS:
+    if num_crops is not None and not 1 <= num_crops <= MAX_NUM_CROPS:
         raise UsageError(f"num_crops must be between 1 and {MAX_NUM_CROPS}, not {num_crops}")
     if max_length is not None and max_length < 1:
         raise UsageError(f"max_length must be positive, not {max_length}")
@@ -139,6 +146,20 @@ def _plan(datasets: list[Dataset], chunk_bytes: int) -> list[ChunkTask]:
     return tasks
 
 
+def _default_num_crops(datasets: list[Dataset]) -> int:
+    """The rule's num_crops over every line of the datasets' files (a line that is no record counts as none)."""
+
+    def images_per_line() -> Iterator[int]:
+        for dataset in datasets:
+            for file in dataset.files:
+                try:
+                    yield from map(len, iter_line_images(file.path))
+                except OSError as error:
+                    raise UnreadableInputError(f"cannot read {file.display_name}: {error.strerror or error}") from None
+
+    return default_num_crops(images_per_line())
+
+
 def _results(tasks: list[ChunkTask], options: CheckOptions, workers: int, prompt_builder: Any) -> Iterator[ChunkResult]:
     """Each task's result, in task order."""
     if workers == 1 or len(tasks) < 2:
@@ -152,13 +173,17 @@ def _results(tasks: list[ChunkTask], options: CheckOptions, workers: int, prompt
 
 
 
-def _options_summary(options: CheckOptions, images_root: object, lengths_file: object) -> dict[str, Any]:
+def _options_summary(
+    options: CheckOptions, images_root: object, lengths_file: object, given_num_crops: bool
+) -> dict[str, Any]:
     return {
         "images": options.images,
         "images_root": None if images_root is None else str(images_root),
         "max_pixels": options.max_pixels,
         "model": options.model_dir,
-        "num_crops": options.num_crops,
+        "num_crops": options.num_crops,  # None when nothing was counted
+        # False: chosen by the rule of phi3v_data.hd_crop.default_num_crops.
+        "num_crops_given": given_num_crops,
         "max_length": options.max_length,
         "lengths": None if lengths_file is None else str(lengths_file),
     }

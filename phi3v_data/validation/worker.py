@@ -31,7 +31,8 @@ class CheckOptions:
 
     images: ImagesMode
     max_pixels: int
-    num_crops: int
+    num_crops: int | None
+    """What image tokens are counted at; None when nothing is (``exists`` and ``none`` without a model)."""
     model_dir: str | None = None
     max_length: int | None = None
     keep_lengths: bool = False
@@ -149,9 +150,10 @@ class ChunkChecker:
                 self._image_sizes(task.images_root, images, number, record_id, report)
             return None
         sizes = self._image_sizes(task.images_root, images, number, record_id, report)
-        if sizes is None:
+        num_crops = self.options.num_crops
+        if sizes is None or num_crops is None:
             return None
-        image_tokens = [image_token_count(width, height, self.options.num_crops) for width, height in sizes]
+        image_tokens = [image_token_count(width, height, num_crops) for width, height in sizes]
         if self.prompt_builder is None and self._count_images:
             result.tokens.append(sum(image_tokens))
         return image_tokens

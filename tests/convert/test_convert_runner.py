@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 from convert_doubles import ScriptedConverter, ScriptedOptions, snapshot, write_items
+from image_source_golden import assert_manifest_lists_the_images
 
 from phi3v_data.converters.runner import ConversionError, run_conversion
 from phi3v_data.converters.workdir import WORK_DIR_NAME
-from phi3v_data.errors import FileNotFoundPhi3vDataError, InputLayoutError, UsageError
+from phi3v_data.errors import FileNotFoundPhi3vDataError, InputLayoutError, UnvalidatedDatasetError, UsageError
 from phi3v_data.manifest import Manifest, require_validated, write_manifest
 
 CLEAN = {f"{split}/{name}.txt": "ok" for split in ("train", "val") for name in "abcde"}
@@ -40,6 +41,16 @@ def test_writes_the_cookbook_layout_and_a_manifest_the_trainer_accepts(tmp_path:
     assert {split: entry.records for split, entry in manifest.splits.items()} == {"train": 5, "val": 5}
     assert manifest.counts["ignored"] == 1 and manifest.validation["ok"] is True
     assert report.exit_code == 0 and report.converted_now == 10
+
+
+def test_the_manifest_lists_every_image_and_the_trainer_refuses_one_replaced_later(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    convert(write_items(tmp_path / "raw", CLEAN), out)
+    assert_manifest_lists_the_images(out)  # sizes and sha256s of the bytes written, for every named image
+    assert len(require_validated(out).images) == 10
+    (out / "images" / "val" / "a.png").write_bytes(b"another picture")
+    with pytest.raises(UnvalidatedDatasetError, match=r"images/val/a.png changed since it was validated"):
+        require_validated(out)
 
 
 def test_output_bytes_do_not_depend_on_the_number_of_workers(tmp_path: Path) -> None:

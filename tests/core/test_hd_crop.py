@@ -33,3 +33,17 @@ def test_counts_match_the_closed_formula() -> None:
 def test_impossible_sizes_and_crop_counts_are_refused(width: int, height: int, num_crops: int) -> None:
     with pytest.raises(ValueError):
         image_token_count(width, height, num_crops)
+
+
+def test_the_default_num_crops_is_4_once_any_record_holds_several_images_else_16() -> None:
+    from phi3v_data.hd_crop import default_num_crops
+
+    assert default_num_crops([1, 0, 1]) == 16
+    assert default_num_crops([]) == 16
+    assert default_num_crops([1, 0, 8, 1]) == 4
+
+    def counts():  # stops at the first record with several images: a video set is decided at once
+        yield 2
+        raise AssertionError("read past the first multi-image record")
+
+    assert default_num_crops(counts()) == 4

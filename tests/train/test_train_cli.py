@@ -82,7 +82,10 @@ def test_an_unexpected_error_exits_2_in_one_line_unless_debugging(folder_dataset
 
 @pytest.mark.parametrize("command", [[], ["train"], ["eval"]])
 def test_help_documents_the_exit_statuses(command):
-    assert "Exit status: 0 done; 1 --validate found errors in the data; 2 refused: bad options" in help_text(*command)
+    shown = help_text(*command)
+    assert "Exit status: 0 done; 1 --validate found errors in the data; 2 refused: bad options" in shown
+    assert "an --output-dir holding another run" in shown
+    assert "3 interrupted (Ctrl-C, SIGTERM): a run that had started training saved a checkpoint" in shown
 
 
 def test_train_help_shows_the_defaults_the_settings_apply():
@@ -122,14 +125,17 @@ def printed_config(*args: str, machine: Hardware, monkeypatch) -> tuple[dict, di
 
 def test_print_config_says_what_unset_values_resolve_to(folder_dataset, mixed_dataset, tmp_path, monkeypatch):
     settings, notes = printed_config(*train_args(folder_dataset, REAL_MODEL_FILES, tmp_path), machine=A100, monkeypatch=monkeypatch)
-    assert notes == {"attn": "flash_attention_2", "precision": "bf16", "num_crops": "16 (chosen from the training records)", "epochs": "1"}
+    assert notes == {
+        "attn": "flash_attention_2", "precision": "bf16", "num_crops": "16 (chosen from the training records)", "epochs": "1",
+        "warmup_steps": "50, or 10% of the run if that is less",
+    }
     assert (settings["attn"], settings["precision"], settings["num_crops"], settings["epochs"]) == (None, None, None, None)
     _, notes = printed_config(
         *train_args(mixed_dataset, REAL_MODEL_FILES, tmp_path, "--max-steps", "3"), machine=Hardware(cuda=False), monkeypatch=monkeypatch
     )
     assert notes["num_crops"] == "4 (chosen from the training records)"
     assert notes["epochs"] == "unused: --max-steps 3 sets the length" and notes["precision"] == "fp32"
-    assert notes["attn"] == "sdpa"
+    assert notes["attn"] == "sdpa" and notes["warmup_steps"] == "0"  # at most a tenth of the 3 steps
 
 
 def test_print_config_says_what_it_cannot_resolve_yet(tmp_path, monkeypatch):

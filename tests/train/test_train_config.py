@@ -24,7 +24,8 @@ def print_config(*args: str) -> dict:
 def test_defaults_are_the_cookbooks():
     config = print_config(*REQUIRED)
     assert config["batch_size"] == 16 and config["micro_batch_size"] == 1
-    assert (config["learning_rate"], config["weight_decay"], config["warmup_steps"]) == (4e-5, 0.01, 50)
+    assert (config["learning_rate"], config["weight_decay"]) == (4e-5, 0.01)
+    assert config["warmup_steps"] is None  # 50, the cookbook's, but at most a tenth of the run
     assert (config["lora_rank"], config["lora_alpha_ratio"], config["lora_dropout"]) == (64, 2.0, 0.0)
     assert config["num_crops"] is None  # decided from the data: 4 for multi-image records, else 16
     assert config["report_to"] == [] and config["activation_checkpointing"] is True
@@ -110,3 +111,54 @@ def test_every_shipped_config_is_valid(path):
 
 def test_configs_are_shipped():
     assert {path.name for path in SHIPPED_CONFIGS} >= {"ucf101-lora.yaml", "hateful-memes-qlora-2gpu.yaml"}
+
+
+@pytest.mark.parametrize(
+    ("file_text", "arguments", "expected"),
+    [
+        ("epochs: 2\n", ["--max-steps", "5"], {"max_steps": 5, "epochs": None}),
+        ("max_steps: 5\n", ["--epochs", "2"], {"max_steps": None, "epochs": 2.0}),
+        ("overwrite: true\n", ["--resume"], {"resume": "auto", "overwrite": False}),
+        ("resume: auto\n", ["--overwrite"], {"resume": None, "overwrite": True}),
+        ("packing: true\nmax_tokens_per_batch: 4096\n", ["--no-packing"], {"packing": False, "max_tokens_per_batch": None}),
+        ("group_by_length: true\nlengths: l.jsonl\n", ["--no-group-by-length"], {"group_by_length": False, "lengths": None}),
+        ("freeze_vision: true\n", ["--mode", "full"], {"mode": "full", "freeze_vision": False}),
+        ("validate: true\n", ["--no-validate"], {"validate": False}),
+    ],
+    ids=["max-steps-over-epochs", "epochs-over-max-steps", "resume-over-overwrite", "overwrite-over-resume",
+         "no-packing", "no-grouping", "full-over-freeze-vision", "alias"],
+)
+def test_a_command_line_value_wins_over_the_file_values_it_contradicts(tmp_path, file_text, arguments, expected):
+    file = tmp_path / "run.yaml"
+    file.write_text("model: m\nmode: lora\noutput_dir: out\ndata: d\n" + file_text)
+    config = print_config("--config", str(file), *arguments)
+    assert {key: config[key] for key in expected} == expected
+
+
+def test_null_on_the_command_line_unsets_an_optional_file_value(tmp_path):
+    file = tmp_path / "run.yaml"
+    file.write_text("model: m\nmode: lora\noutput_dir: out\ndata: d\nepochs: 3\nnum_crops: 4\nresume: auto\nattn: eager\n")
+    config = print_config("--config", str(file), "--epochs", "null", "--num-crops", "null", "--resume", "null", "--attn", "null")
+    assert (config["epochs"], config["num_crops"], config["resume"], config["attn"]) == (None, None, None, None)
+    assert print_config("--config", str(file), "--max-steps", "null")["epochs"] == 3  # unsetting one keeps the other
+
+
+def test_null_is_offered_only_where_a_setting_may_be_unset():
+    result = CliRunner().invoke(main, ["train", "--help"], terminal_width=1000)
+    assert "--epochs FLOAT|null" in result.output and "--attn [eager|sdpa|flash_attention_2|null]" in result.output
+    assert "--batch-size INTEGER " in result.output
+    refused = CliRunner().invoke(main, [*REQUIRED, "--batch-size", "null"])
+    assert refused.exit_code == 2 and "'null' is not a valid integer" in refused.output
+
+
+def test_both_of_an_exclusive_pair_on_the_command_line_are_still_refused():
+    result = CliRunner().invoke(main, [*REQUIRED, "--resume", "--overwrite"])
+    assert result.exit_code == 2
+    assert "--resume continues the run in --output-dir and --overwrite replaces it: give one" in result.output
+    evaluation = CliRunner().invoke(main, ["eval", "--model", "m", "--data", "d", "--output-dir", "o", "--predictions", "p"])
+    assert evaluation.exit_code == 2 and "--predictions names the file and --output-dir its folder: give one" in evaluation.output
+
+
+def test_an_eval_file_destination_gives_way_to_the_command_lines():
+    config = resolve(EvalConfig, {"model": "m", "data": "d", "output_dir": "o"}, {"predictions": Path("p.jsonl")})
+    assert (config.output_dir, config.predictions) == (None, Path("p.jsonl"))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import xml.etree.ElementTree as ElementTree
+
+import pytest
 
 from phi3v_data.problems import Problem
 from phi3v_data.reporters import REPORTER_BY_NAME
@@ -33,6 +36,22 @@ def test_text_lists_problems_one_per_line_then_the_summary_and_token_statistics(
         "3 files, 11 records: 2 errors, 1 warning",
         "tokens per record (9 records): min 100, median 1,500, p95 2,900, max 3,000",
     ]
+
+
+@pytest.mark.parametrize(
+    ("options", "phrase"),
+    [
+        ({"num_crops": 16, "num_crops_given": False}, " at num_crops 16 (the default: no record holds several images)"),
+        ({"num_crops": 4, "num_crops_given": False}, " at num_crops 4 (the default: records hold several images)"),
+        ({"num_crops": 4, "num_crops_given": True}, " at num_crops 4 (as given)"),
+    ],
+)
+def test_the_token_line_says_which_num_crops_counted_and_why(options: dict, phrase: str) -> None:
+    report = dataclasses.replace(REPORT, options=options)
+    assert REPORTER_BY_NAME["text"].render(report).splitlines()[-1] == (
+        f"tokens per record (9 records){phrase}: min 100, median 1,500, p95 2,900, max 3,000"
+    )
+    assert json.loads(REPORTER_BY_NAME["json"].render(report))["options"] == options
 
 
 def test_json_is_the_reports_dictionary() -> None:

@@ -161,7 +161,9 @@ def test_with_a_model_lengths_are_the_prompt_builders_counts(tmp_path: Path) -> 
     path = write_jsonl(tmp_path / "d.jsonl", *records, b"[]")
     lengths = tmp_path / "out" / "lengths.jsonl"
     # --images none reads headers anyway when counting tokens: the sizes are needed.
-    report = validate([path], images="none", model_dir=MODEL_DIR, max_length=1000, lengths_file=lengths, workers=1)
+    report = validate(
+        [path], images="none", model_dir=MODEL_DIR, num_crops=4, max_length=1000, lengths_file=lengths, workers=1
+    )
 
     builder = PromptBuilder.from_model_dir(MODEL_DIR)
     expected = [
@@ -180,6 +182,44 @@ def test_with_a_model_lengths_are_the_prompt_builders_counts(tmp_path: Path) -> 
     assert expected[1] > 1000 >= expected[0]
     assert located(report) == [("d.jsonl", 2, "sequence-too-long"), ("d.jsonl", 4, "line-not-object")]
     assert report.options["images"] == "header"
+
+
+def test_without_num_crops_lengths_are_counted_at_the_trainers_rule(tmp_path: Path) -> None:
+    """One record of one image (a DocVQA page): 16 crops, as phi3v-train uses, not the processor's 4."""
+    from phi3v_data import PromptBuilder, Record
+
+    write_image(tmp_path / "images" / "page.jpg", (320, 240))
+    single = record("page", "page.jpg")
+    path = write_jsonl(tmp_path / "d.jsonl", single)
+    builder = PromptBuilder.from_model_dir(MODEL_DIR)
+    at = {crops: builder.count_tokens(Record.model_validate(single), [image_token_count(320, 240, crops)]) for crops in (4, 16)}
+    limit = (at[4] + at[16]) // 2  # certified at 4 crops, too long at the 16 the trainer uses
+
+    report = validate([path], model_dir=MODEL_DIR, max_length=limit, workers=1)
+    assert report.tokens is not None and report.tokens.max == at[16]
+    assert (report.options["num_crops"], report.options["num_crops_given"]) == (16, False)
+    assert located(report) == [("d.jsonl", 1, "sequence-too-long")]
+    given = validate([path], model_dir=MODEL_DIR, num_crops=4, max_length=limit, workers=1)
+    assert given.ok and given.tokens is not None and given.tokens.max == at[4]
+    assert (given.options["num_crops"], given.options["num_crops_given"]) == (4, True)
+
+
+def test_one_record_of_several_images_anywhere_makes_the_default_4(tmp_path: Path) -> None:
+    write_image(tmp_path / "images" / "a.jpg", (320, 240))
+    first = write_jsonl(tmp_path / "a_train.jsonl", *(record(f"s{n}", "a.jpg") for n in range(50)))
+    second = write_jsonl(tmp_path / "a_val.jsonl", record("t"), b"{broken", record("frames", "a.jpg", "a.jpg"))
+    report = validate([tmp_path], workers=2)
+    assert (report.options["num_crops"], report.options["num_crops_given"]) == (4, False)
+    assert report.tokens is not None and report.tokens.max == 2 * image_token_count(320, 240, 4)
+    assert validate([first], workers=1).options["num_crops"] == 16
+    assert validate([second], workers=1).options["num_crops"] == 4
+
+
+def test_nothing_is_counted_and_no_num_crops_chosen_without_image_sizes(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "d.jsonl", record("a", "a.jpg", "b.jpg"))
+    for mode in ("none", "exists"):
+        options = validate([path], images=mode, workers=1).options  # type: ignore[arg-type]
+        assert (options["num_crops"], options["num_crops_given"]) == (None, False)
 
 
 def test_no_lengths_file_is_left_when_validation_fails_midway(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
