@@ -21,23 +21,19 @@ from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.models.clip.modeling_clip import CLIPEncoder, CLIPVisionEmbeddings
 from transformers.models.phi3.modeling_phi3 import Phi3ForCausalLM, Phi3Model, Phi3PreTrainedModel
-from transformers.utils import is_flash_attn_2_available
 
 from phi3v_data.hd_crop import CROP_SIZE
+from phi3v_train.hardware import FLASH_ATTENTION, Hardware, flash_attention_obstacle
 from phi3v_train.modeling.configuration_phi3_v import Phi3VConfig
 
-FLASH_ATTENTION = "flash_attention_2"
-FLASH_MIN_CAPABILITY = (8, 0)
 # The 24x24 CLIP patches of a crop are merged 2x2 into 12x12 positions of 4x the width.
 MERGE = 2
 
 
 def default_attention() -> str:
-    """flash_attention_2 where flash-attn is installed and the GPU runs it (Ampere or newer), else sdpa."""
-    if is_flash_attn_2_available() and torch.cuda.is_available():
-        if torch.cuda.get_device_capability() >= FLASH_MIN_CAPABILITY:
-            return FLASH_ATTENTION
-    return "sdpa"
+    """flash_attention_2 where flash-attn is installed and the GPU runs it (Ampere or newer), else sdpa:
+    the trainer's rule (:func:`phi3v_train.hardware.flash_attention_obstacle`)."""
+    return "sdpa" if flash_attention_obstacle(Hardware.detect()) else FLASH_ATTENTION
 
 
 class CLIPVisionTower(nn.Module):
